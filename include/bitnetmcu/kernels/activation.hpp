@@ -1,0 +1,46 @@
+// ShiftNorm + ReLU and argmax (SPEC §6).
+#pragma once
+#include <stdint.h>
+
+namespace bitnetmcu {
+
+// Number of significant bits of v (0 for 0).
+constexpr uint32_t bit_length(uint32_t v) {
+  uint32_t n = 0;
+  while (v) {
+    ++n;
+    v >>= 1;
+  }
+  return n;
+}
+
+// Shift that brings the largest accumulator into 7 bits: bit_length(max(m, 0) >> 7).
+inline uint32_t shiftnorm_shift(const int32_t* acc, uint32_t n) {
+  int32_t m = 0;
+  for (uint32_t o = 0; o < n; ++o)
+    if (acc[o] > m) m = acc[o];
+  return bit_length(static_cast<uint32_t>(m) >> 7);
+}
+
+// out[o] = acc[o] < 0 ? 0 : min(127, (acc[o] + round) >> shift). `out` may alias `acc`
+// (the int8 result of output o lands at byte o, never on an int32 not yet read).
+inline void shiftnorm_relu(const int32_t* acc, uint32_t n, int8_t* out) {
+  const uint32_t shift = shiftnorm_shift(acc, n);
+  const int32_t round = (1 << shift) >> 1;
+  for (uint32_t o = 0; o < n; ++o) {
+    const int32_t v = acc[o];
+    int32_t q = v < 0 ? 0 : ((v + round) >> shift);
+    if (q > 127) q = 127;
+    out[o] = static_cast<int8_t>(q);
+  }
+}
+
+// Index of the first maximum.
+inline uint32_t argmax(const int32_t* v, uint32_t n) {
+  uint32_t best = 0;
+  for (uint32_t i = 1; i < n; ++i)
+    if (v[i] > v[best]) best = i;
+  return best;
+}
+
+}  // namespace bitnetmcu

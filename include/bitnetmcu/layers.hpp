@@ -1,0 +1,49 @@
+// One step of a model, callable with sizes known only at run time. Both the typed
+// compile-time Model (model.hpp) and the run-time LayerDesc list call these.
+#pragma once
+#include <stdint.h>
+
+#include "kernels/activation.hpp"
+#include "kernels/arith.hpp"
+#include "kernels/conv.hpp"
+#include "kernels/dense.hpp"
+#include "schemes.hpp"
+
+namespace bitnetmcu {
+
+// Dense layer on int8 inputs. With `rowsum` (sum_i decode(W[o][i]), stored by the exporter),
+// the layer subtracts the image background x[0] from every input so that background pixels
+// are skipped like zeros, and adds x[0] * rowsum[o] back: acc is unchanged, exactly.
+template <class S>
+inline void dense_layer(const typename S::word_t* w, const int32_t* rowsum, uint32_t n_in, uint32_t n_out,
+                        const int8_t* x, int32_t* acc) {
+  const int32_t offset = rowsum ? x[0] : 0;
+  dense<S>(w, n_in, n_out, x, offset, acc);
+  if (offset)
+    for (uint32_t o = 0; o < n_out; ++o) acc[o] += mul_shift_add(rowsum[o], offset);
+}
+
+// Conv weights of a CnnBlock: int8 [3][channels][3][3] (conv1, dwconv2, dwconv3).
+inline void cnn_layer(const int8_t* w, uint32_t side, uint32_t channels, uint32_t shift, const int8_t* image,
+                      int32_t* plane, int32_t* out) {
+  const uint32_t per_conv = channels * 9;
+  cnn_channel_block(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, plane, out);
+}
+
+// Worst-case |acc| of a dense layer (int8 inputs, or inputs minus an int8 offset).
+constexpr int64_t dense_acc_bound(uint32_t n_in, int32_t max_abs_weight, bool offset_input) {
+  return static_cast<int64_t>(n_in) * (offset_input ? 255 : 128) * max_abs_weight;
+}
+
+// Worst-case value after each stage of the CNN block, given its activation shift.
+constexpr int64_t cnn_acc_bound(uint32_t shift) {
+  int64_t in = 128, worst = 0;
+  for (int stage = 0; stage < 3; ++stage) {
+    const int64_t acc = 9 * in * 128;
+    if (acc > worst) worst = acc;
+    in = acc >> shift;
+  }
+  return worst;
+}
+
+}  // namespace bitnetmcu

@@ -1,0 +1,206 @@
+// Models: a compile-time typed layer list (firmware, exported headers) and a run-time layer
+// list (exporter verification, Python), both running the same layer functions of layers.hpp.
+//
+//   using Net = Model<Dense<Sym4, 256, 64, fc1_w, fc1_rowsum>, Dense<Sym4, 64, 10, fc2_w>>;
+//   static int32_t scratch[Net::scratch_words];
+//   uint32_t digit = Net::run(image, scratch);
+//
+// Every layer but the last is followed by ShiftNorm+ReLU to int8; the class is the argmax of
+// the last layer's accumulators. Activations ping-pong between two int32 buffers A and B; each
+// int8 activation vector is written in place over the accumulators it came from.
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layers.hpp"
+#include "schemes.hpp"
+
+#ifndef BITNETMCU_SCRATCH_BUDGET
+#define BITNETMCU_SCRATCH_BUDGET 0x7FFFFFFF  // bytes; firmware builds set their chip's budget
+#endif
+
+namespace bitnetmcu {
+
+enum class LayerKind : uint8_t { Dense = 0, Cnn = 1 };
+
+// Run-time description of one layer.
+//   Dense: weights = pack_columns<S> words, rowsum = per-output weight sums or null.
+//   Cnn  : n_in = image side, n_out = channels, weights = int8 [3][C][9], shift = activation shift.
+struct LayerDesc {
+  LayerKind kind;
+  SchemeId scheme;
+  uint8_t shift;
+  uint32_t n_in, n_out;
+  const void* weights;
+  const int32_t* rowsum;
+};
+
+// ---- layer types ------------------------------------------------------------------------------
+
+template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W, const int32_t* RowSum = nullptr>
+struct Dense {
+  using scheme = S;
+  static constexpr uint32_t inputs = In, outputs = Out;
+  static constexpr size_t weight_bytes =
+      dense_weight_words<S>(In, Out) * sizeof(typename S::word_t) + (RowSum ? 4 * Out : 0);
+  static constexpr size_t out_words = Out;  // int32 accumulators
+  static constexpr size_t work_words = 0;   // extra scratch in the other buffer
+  static constexpr int64_t acc_bound = dense_acc_bound(In, S::max_abs, RowSum != nullptr);
+  static_assert(acc_bound < 0x7FFFFFFFll, "dense layer too large: int32 accumulator could overflow");
+  static_assert(In > 0 && Out > 0, "empty dense layer");
+  static void run(const int8_t* x, int32_t* out, int32_t* /*work*/) { dense_layer<S>(W, RowSum, In, Out, x, out); }
+  static constexpr LayerDesc desc() { return {LayerKind::Dense, S::id, 0, In, Out, W, RowSum}; }
+};
+
+template <uint32_t Side, uint32_t Channels, uint32_t Shift, const int8_t* W>
+struct Cnn {
+  static constexpr uint32_t inputs = Side * Side, side_out = cnn_output_side(Side);
+  static constexpr uint32_t outputs = Channels * side_out * side_out;
+  static constexpr size_t weight_bytes = 3 * 9 * Channels;
+  static constexpr size_t out_words = outputs;
+  static constexpr size_t work_words = (Side - 2) * (Side - 2);  // the channel plane
+  static_assert(cnn_acc_bound(Shift) < 0x7FFFFFFFll, "CNN activation shift too small: int32 overflow");
+  static void run(const int8_t* x, int32_t* out, int32_t* work) { cnn_layer(W, Side, Channels, Shift, x, work, out); }
+  static constexpr LayerDesc desc() {
+    return {LayerKind::Cnn, SchemeId::Int8, static_cast<uint8_t>(Shift), Side, Channels, W, nullptr};
+  }
+};
+
+// ---- the typed model ------------------------------------------------------------------------
+
+namespace detail {
+template <class... L>
+struct LayerList;
+template <class First, class... Rest>
+struct LayerList<First, Rest...> {
+  static constexpr size_t count = 1 + sizeof...(Rest);
+  // Buffer needs, in int32 words, of layers writing to buffer A (even index) and B (odd).
+  // A layer writes its outputs to its own buffer and uses the other one as work space.
+  static constexpr size_t max2(size_t a, size_t b) { return a > b ? a : b; }
+  static constexpr size_t words_a = max2(First::out_words, LayerList<Rest...>::words_b);
+  static constexpr size_t words_b = max2(First::work_words, LayerList<Rest...>::words_a);
+  static constexpr size_t weight_bytes = First::weight_bytes + LayerList<Rest...>::weight_bytes;
+  static constexpr uint32_t last_outputs = sizeof...(Rest) ? LayerList<Rest...>::last_outputs : First::outputs;
+
+  static void run(const int8_t* x, int32_t* mine, int32_t* other, int32_t*& last) {
+    First::run(x, mine, other);
+    if constexpr (sizeof...(Rest) > 0) {
+      int8_t* act = reinterpret_cast<int8_t*>(mine);
+      shiftnorm_relu(mine, First::outputs, act);
+      LayerList<Rest...>::run(act, other, mine, last);
+    } else {
+      last = mine;
+    }
+  }
+  static constexpr void describe(LayerDesc* out) {
+    *out = First::desc();
+    if constexpr (sizeof...(Rest) > 0) LayerList<Rest...>::describe(out + 1);
+  }
+};
+template <>
+struct LayerList<> {
+  static constexpr size_t count = 0, words_a = 0, words_b = 0, weight_bytes = 0;
+  static constexpr uint32_t last_outputs = 0;
+};
+
+// Each layer's outputs must be the next layer's inputs.
+template <class A, class... More>
+constexpr bool layers_chain() {
+  uint32_t outs[] = {A::outputs, More::outputs...};
+  uint32_t ins[] = {A::inputs, More::inputs...};
+  for (size_t i = 0; i + 1 < 1 + sizeof...(More); ++i)
+    if (outs[i] != ins[i + 1]) return false;
+  return true;
+}
+}  // namespace detail
+
+template <class... Layers>
+struct Model {
+  using List = detail::LayerList<Layers...>;
+  static_assert(sizeof...(Layers) > 0, "a model needs at least one layer");
+  static constexpr size_t num_layers = sizeof...(Layers);
+  static constexpr size_t words_a = List::words_a, words_b = List::words_b;
+  static constexpr size_t scratch_words = words_a + words_b;
+  static constexpr size_t scratch_bytes = 4 * scratch_words;
+  static constexpr size_t weight_bytes = List::weight_bytes;
+  static constexpr uint32_t num_classes = List::last_outputs;
+  static_assert(detail::layers_chain<Layers...>(), "a layer's outputs differ from the next layer's inputs");
+  static_assert(scratch_bytes <= BITNETMCU_SCRATCH_BUDGET,
+                "model scratch RAM exceeds BITNETMCU_SCRATCH_BUDGET for this target");
+
+  // Runs one image (int8, first layer's input size). `scratch`: scratch_words int32.
+  // If `logits` is given, the last layer's accumulators are copied there.
+  static uint32_t run(const int8_t* image, int32_t* scratch, int32_t* logits = nullptr) {
+    int32_t* last = nullptr;
+    List::run(image, scratch, scratch + words_a, last);
+    if (logits)
+      for (uint32_t i = 0; i < num_classes; ++i) logits[i] = last[i];
+    return argmax(last, num_classes);
+  }
+  static constexpr void describe(LayerDesc* out) { List::describe(out); }
+};
+
+// ---- the run-time model ------------------------------------------------------------------------
+
+struct RuntimeNeeds {
+  size_t words_a, words_b;
+};
+
+inline size_t layer_out_words(const LayerDesc& d) {
+  if (d.kind == LayerKind::Cnn) {
+    const uint32_t s = cnn_output_side(d.n_in);
+    return d.n_out * s * s;
+  }
+  return d.n_out;
+}
+inline size_t layer_work_words(const LayerDesc& d) {
+  return d.kind == LayerKind::Cnn ? (d.n_in - 2) * (d.n_in - 2) : 0;
+}
+
+// Scratch needed by a run-time layer list (same rule as Model::words_a / words_b).
+inline RuntimeNeeds runtime_needs(const LayerDesc* layers, uint32_t n) {
+  RuntimeNeeds r{0, 0};
+  for (uint32_t l = 0; l < n; ++l) {
+    size_t& mine = (l % 2 == 0) ? r.words_a : r.words_b;
+    size_t& other = (l % 2 == 0) ? r.words_b : r.words_a;
+    if (layer_out_words(layers[l]) > mine) mine = layer_out_words(layers[l]);
+    if (layer_work_words(layers[l]) > other) other = layer_work_words(layers[l]);
+  }
+  return r;
+}
+
+// Runs a layer list; a, b: buffers of runtime_needs() words. Returns the class; the last
+// layer's accumulators stay in the buffer *logits_out points to (if given).
+// Returns UINT32_MAX for a layer the engine does not know.
+inline uint32_t run_layers(const LayerDesc* layers, uint32_t n, const int8_t* image, int32_t* a, int32_t* b,
+                           const int32_t** logits_out = nullptr) {
+  const int8_t* x = image;
+  int32_t* mine = a;
+  int32_t* other = b;
+  for (uint32_t l = 0; l < n; ++l) {
+    const LayerDesc& d = layers[l];
+    if (d.kind == LayerKind::Cnn) {
+      cnn_layer(static_cast<const int8_t*>(d.weights), d.n_in, d.n_out, d.shift, x, other, mine);
+    } else {
+      const bool known = visit_scheme(d.scheme, [&](auto s) {
+        using S = decltype(s);
+        dense_layer<S>(static_cast<const typename S::word_t*>(d.weights), d.rowsum, d.n_in, d.n_out, x, mine);
+      });
+      if (!known) return UINT32_MAX;
+    }
+    const uint32_t outs = static_cast<uint32_t>(layer_out_words(d));
+    if (l + 1 == n) {
+      if (logits_out) *logits_out = mine;
+      return argmax(mine, outs);
+    }
+    int8_t* act = reinterpret_cast<int8_t*>(mine);
+    shiftnorm_relu(mine, outs, act);
+    x = act;
+    int32_t* t = mine;
+    mine = other;
+    other = t;
+  }
+  return UINT32_MAX;
+}
+
+}  // namespace bitnetmcu
