@@ -114,6 +114,7 @@ struct TritPacking {
 struct Binary : BitPacking<1> {
   static constexpr SchemeId id = SchemeId::Binary;
   static constexpr const char* name = "Binary";
+  static constexpr const char* type_name = "Binary";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::MeanCentered;
   static constexpr float clip_numerator = 1.0f;
   static constexpr float bits_per_weight = 1.0f;
@@ -128,6 +129,7 @@ struct Binary : BitPacking<1> {
 struct Ternary : TritPacking {
   static constexpr SchemeId id = SchemeId::Ternary;
   static constexpr const char* name = "Ternary";
+  static constexpr const char* type_name = "Ternary";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::InvMeanAbs;
   static constexpr float clip_numerator = 1.0f;
   static constexpr float bits_per_weight = 1.6f;
@@ -164,6 +166,7 @@ struct SymmetricCodes : BitPacking<Bits> {
 struct Sym2 : SymmetricCodes<2> {
   static constexpr SchemeId id = SchemeId::Sym2;
   static constexpr const char* name = "2bitsym";
+  static constexpr const char* type_name = "Sym2";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 2.0f;
   static constexpr float bits_per_weight = 2.0f;
@@ -172,6 +175,7 @@ struct Sym2 : SymmetricCodes<2> {
 struct Sym4 : SymmetricCodes<4> {
   static constexpr SchemeId id = SchemeId::Sym4;
   static constexpr const char* name = "4bitsym";
+  static constexpr const char* type_name = "Sym4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 8.0f;
   static constexpr float bits_per_weight = 4.0f;
@@ -194,6 +198,7 @@ struct TwosComplementCodes : BitPacking<Bits> {
 struct Int4 : TwosComplementCodes<4> {
   static constexpr SchemeId id = SchemeId::Int4;
   static constexpr const char* name = "4bit";
+  static constexpr const char* type_name = "Int4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 8.0f;
   static constexpr float bits_per_weight = 4.0f;
@@ -202,6 +207,7 @@ struct Int4 : TwosComplementCodes<4> {
 struct Int8 : TwosComplementCodes<8> {
   static constexpr SchemeId id = SchemeId::Int8;
   static constexpr const char* name = "8bit";
+  static constexpr const char* type_name = "Int8";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 128.0f;
   static constexpr float bits_per_weight = 8.0f;
@@ -211,6 +217,7 @@ struct Int8 : TwosComplementCodes<8> {
 struct FP130 : BitPacking<4> {
   static constexpr SchemeId id = SchemeId::FP130;
   static constexpr const char* name = "FP130";
+  static constexpr const char* type_name = "FP130";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 128.0f;
   static constexpr float bits_per_weight = 4.0f;
@@ -242,6 +249,7 @@ struct FP130 : BitPacking<4> {
 struct NF4 : BitPacking<4> {
   static constexpr SchemeId id = SchemeId::NF4;
   static constexpr const char* name = "NF4";
+  static constexpr const char* type_name = "NF4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 1.0f;
   static constexpr float bits_per_weight = 4.0f;

@@ -26,10 +26,11 @@ inline uint32_t shiftnorm_shift(const int32_t* acc, uint32_t n) {
 // (the int8 result of output o lands at byte o, never on an int32 not yet read).
 inline void shiftnorm_relu(const int32_t* acc, uint32_t n, int8_t* out) {
   const uint32_t shift = shiftnorm_shift(acc, n);
-  const int32_t round = (1 << shift) >> 1;
+  const uint32_t round = (1u << shift) >> 1;
   for (uint32_t o = 0; o < n; ++o) {
     const int32_t v = acc[o];
-    int32_t q = v < 0 ? 0 : ((v + round) >> shift);
+    // unsigned: v + round cannot overflow even for v near INT32_MAX
+    uint32_t q = v < 0 ? 0u : ((static_cast<uint32_t>(v) + round) >> shift);
     if (q > 127) q = 127;
     out[o] = static_cast<int8_t>(q);
   }

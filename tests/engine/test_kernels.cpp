@@ -1,0 +1,203 @@
+// Every fast kernel against its plain reference on thousands of random cases, bit-exact.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "bitnetmcu/bitnetmcu.hpp"
+
+using namespace bitnetmcu;
+
+namespace {
+
+template <class S>
+uint8_t random_code(std::mt19937& rng) {
+  const unsigned n = S::code_bits ? (1u << S::code_bits) : 3u;
+  return static_cast<uint8_t>(rng() % n);
+}
+
+// Random int8 vector where about `zero_share` of the entries equal `common` (zero after ReLU,
+// or the image background), the rest uniform over the full int8 range.
+std::vector<int8_t> random_input(std::mt19937& rng, size_t n, double zero_share, int8_t common) {
+  std::uniform_real_distribution<double> u(0, 1);
+  std::vector<int8_t> x(n);
+  for (auto& v : x) v = u(rng) < zero_share ? common : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+  return x;
+}
+
+}  // namespace
+
+TEMPLATE_TEST_CASE("dense (column layout) equals dense_ref (row layout)", "", Binary, Ternary, Sym2, Sym4, Int4, Int8,
+                   FP130, NF4) {
+  using S = TestType;
+  using word_t = typename S::word_t;
+  std::mt19937 rng(42 + static_cast<unsigned>(S::id));
+  for (int trial = 0; trial < 1500; ++trial) {
+    const uint32_t n_in = 1 + rng() % (trial < 1000 ? 40 : 300);
+    const uint32_t n_out = 1 + rng() % (trial < 1000 ? 40 : 180);
+    std::vector<uint8_t> codes(size_t(n_in) * n_out);
+    for (auto& c : codes) c = random_code<S>(rng);
+    // Extreme codes only, sometimes, to hit the accumulator bounds.
+    if (trial % 7 == 0)
+      for (auto& c : codes) c = S::encode(trial % 2 ? 1e6f : -1e6f);
+
+    std::vector<word_t> rows(size_t(n_out) * row_words<S>(n_in));
+    for (uint32_t o = 0; o < n_out; ++o)
+      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
+    std::vector<word_t> cols(dense_weight_words<S>(n_in, n_out));
+    std::vector<uint8_t> gather(n_out);
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+
+    const int8_t common = trial % 3 == 0 ? 0 : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    auto x = random_input(rng, n_in, (trial % 5) / 5.0, common);
+    if (trial % 11 == 0) std::fill(x.begin(), x.end(), trial % 2 ? int8_t(-128) : int8_t(127));
+    const int32_t offset = trial % 2 ? x[0] : 0;
+
+    std::vector<int32_t> want(n_out), got(n_out, 0x5A5A5A5A);
+    dense_ref<S>(rows.data(), n_in, n_out, x.data(), offset, want.data());
+    dense<S>(cols.data(), n_in, n_out, x.data(), offset, got.data());
+    INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial);
+    REQUIRE(got == want);
+  }
+}
+
+TEMPLATE_TEST_CASE("dense_layer's background rewrite is exact", "", Binary, Ternary, Sym4, NF4) {
+  using S = TestType;
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 300; ++trial) {
+    const uint32_t n_in = 1 + rng() % 260, n_out = 1 + rng() % 70;
+    std::vector<uint8_t> codes(size_t(n_in) * n_out);
+    for (auto& c : codes) c = random_code<S>(rng);
+    std::vector<typename S::word_t> cols(dense_weight_words<S>(n_in, n_out));
+    std::vector<uint8_t> gather(n_out);
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+    std::vector<int32_t> rowsum(n_out, 0);
+    for (uint32_t o = 0; o < n_out; ++o)
+      for (uint32_t i = 0; i < n_in; ++i) rowsum[o] += S::decode(codes[size_t(o) * n_in + i]);
+    const auto x = random_input(rng, n_in, 0.7, static_cast<int8_t>(static_cast<int>(rng() % 256) - 128));
+    std::vector<int32_t> plain(n_out), rewritten(n_out);
+    dense_layer<S>(cols.data(), nullptr, n_in, n_out, x.data(), plain.data());
+    dense_layer<S>(cols.data(), rowsum.data(), n_in, n_out, x.data(), rewritten.data());
+    REQUIRE(plain == rewritten);
+  }
+}
+
+// ---- ShiftNorm ------------------------------------------------------------------------------
+
+namespace {
+// SPEC §6 written out with 64-bit arithmetic and no shared helpers.
+std::vector<int8_t> shiftnorm_spec(const std::vector<int32_t>& acc) {
+  int64_t m = *std::max_element(acc.begin(), acc.end());
+  int64_t v = std::max<int64_t>(m, 0) >> 7;
+  int shift = 0;
+  while (v > 0) ++shift, v >>= 1;
+  std::vector<int8_t> out;
+  for (int64_t a : acc) {
+    const int64_t q = a < 0 ? 0 : std::min<int64_t>(127, (a + ((int64_t(1) << shift) >> 1)) >> shift);
+    out.push_back(static_cast<int8_t>(q));
+  }
+  return out;
+}
+std::vector<int8_t> shiftnorm_engine(std::vector<int32_t> acc) {
+  std::vector<int8_t> out(acc.size());
+  shiftnorm_relu(acc.data(), static_cast<uint32_t>(acc.size()), out.data());
+  // and in place, as the models use it
+  shiftnorm_relu(acc.data(), static_cast<uint32_t>(acc.size()), reinterpret_cast<int8_t*>(acc.data()));
+  REQUIRE(std::equal(out.begin(), out.end(), reinterpret_cast<int8_t*>(acc.data())));
+  return out;
+}
+}  // namespace
+
+TEST_CASE("shiftnorm_relu: edge cases") {
+  // All negative: shift 0, everything clamps to 0.
+  REQUIRE(shiftnorm_engine({-5, -1, -100000}) == std::vector<int8_t>{0, 0, 0});
+  // Maximum exactly 127: 127 >> 7 = 0, shift 0, values unchanged.
+  REQUIRE(shiftnorm_engine({127, 3, -2}) == std::vector<int8_t>{127, 3, 0});
+  // Maximum exactly 128: bit_length(1) = 1, shift 1 with rounding: (128+1)>>1 = 64, (3+1)>>1 = 2.
+  REQUIRE(shiftnorm_engine({128, 3, 1}) == std::vector<int8_t>{64, 2, 1});
+  // 255 -> shift 1 -> (255+1)>>1 = 128 -> clamped to 127.
+  REQUIRE(shiftnorm_engine({255, 0}) == std::vector<int8_t>{127, 0});
+  // Near the int32 bound: 2^31-1 -> bit_length(2^24-1) = 24; rounding must not overflow badly.
+  REQUIRE(shiftnorm_engine({INT32_MAX - 9000000, 1 << 24, -1}) ==
+          std::vector<int8_t>{127, 1, 0});
+  REQUIRE(shiftnorm_engine({INT32_MAX, -INT32_MAX}) == std::vector<int8_t>{127, 0});
+  REQUIRE(shiftnorm_engine({0, 0}) == std::vector<int8_t>{0, 0});
+}
+
+TEST_CASE("shiftnorm_relu equals the SPEC formula on random vectors") {
+  std::mt19937 rng(99);
+  for (int trial = 0; trial < 5000; ++trial) {
+    const size_t n = 1 + rng() % 200;
+    const int bits = 1 + static_cast<int>(rng() % 30);
+    std::vector<int32_t> acc(n);
+    for (auto& a : acc) a = static_cast<int32_t>(rng() % (2u << bits)) - (1 << bits);
+    REQUIRE(shiftnorm_engine(acc) == shiftnorm_spec(acc));
+  }
+}
+
+TEST_CASE("argmax returns the first maximum") {
+  const int32_t v[] = {3, 9, -1, 9, 2};
+  REQUIRE(argmax(v, 5) == 1);
+  const int32_t w[] = {-7, -7};
+  REQUIRE(argmax(w, 2) == 0);
+}
+
+TEST_CASE("mul_const and mul_shift_add equal multiplication") {
+  std::mt19937 rng(5);
+  for (int i = 0; i < 20000; ++i) {
+    const int32_t a = static_cast<int32_t>(rng() % 65536) - 32768, b = static_cast<int32_t>(rng() % 513) - 256;
+    REQUIRE(mul_shift_add(a, b) == a * b);
+    REQUIRE(mul_i32(a, b) == a * b);
+  }
+  REQUIRE(mul_const<-185>(1234) == -185 * 1234);
+  REQUIRE(mul_const<113>(-77) == 113 * -77);
+  REQUIRE(mul_const<15>(-128) == -1920);
+}
+
+// ---- conv / pool / CNN block ------------------------------------------------------------------
+
+namespace {
+// Plain 3x3 valid conv + ReLU + shift, separate output buffer.
+std::vector<int32_t> conv_spec(const std::vector<int32_t>& in, int n, const int8_t* k, int shift) {
+  std::vector<int32_t> out((n - 2) * (n - 2));
+  for (int y = 0; y < n - 2; ++y)
+    for (int x = 0; x < n - 2; ++x) {
+      int64_t s = 0;
+      for (int ky = 0; ky < 3; ++ky)
+        for (int kx = 0; kx < 3; ++kx) s += int64_t(k[ky * 3 + kx]) * in[(y + ky) * n + x + kx];
+      out[y * (n - 2) + x] = static_cast<int32_t>(s < 0 ? 0 : (s >> shift));
+    }
+  return out;
+}
+std::vector<int32_t> pool_spec(const std::vector<int32_t>& in, int n) {
+  std::vector<int32_t> out((n / 2) * (n / 2));
+  for (int y = 0; y < n / 2; ++y)
+    for (int x = 0; x < n / 2; ++x)
+      out[y * (n / 2) + x] = std::max({in[2 * y * n + 2 * x], in[2 * y * n + 2 * x + 1], in[(2 * y + 1) * n + 2 * x],
+                                       in[(2 * y + 1) * n + 2 * x + 1]});
+  return out;
+}
+}  // namespace
+
+TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC") {
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 60; ++trial) {
+    const uint32_t channels = 1 + rng() % 12, shift = 3 + rng() % 3;
+    std::vector<int8_t> image(256), w(27 * channels);
+    for (auto& v : image) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    std::vector<int32_t> plane(14 * 14), got(channels * 4);
+    cnn_layer(w.data(), 16, channels, shift, image.data(), plane.data(), got.data());
+    for (uint32_t c = 0; c < channels; ++c) {
+      std::vector<int32_t> p(image.begin(), image.end());
+      p = conv_spec(p, 16, &w[c * 9], static_cast<int>(shift));
+      p = conv_spec(p, 14, &w[(channels + c) * 9], static_cast<int>(shift));
+      p = pool_spec(p, 12);
+      p = conv_spec(p, 6, &w[(2 * channels + c) * 9], static_cast<int>(shift));
+      p = pool_spec(p, 4);
+      for (int i = 0; i < 4; ++i) REQUIRE(got[c * 4 + i] == p[i]);
+    }
+  }
+}
