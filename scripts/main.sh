@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The README's first command: set up what is missing, then run the main job:
+# train the default model (trainingparameters.yaml) -> export + verify on 10,000 test images
+# -> build the CH32V003 firmware for it -> run its QEMU twin.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup.sh"
+exec "$ROOT/scripts/pipeline.sh" "$@"
