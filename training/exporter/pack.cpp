@@ -1,0 +1,275 @@
+// Shape checks, packing with the engine's traits, statistics, engine runs and the target fit
+// check. No LibTorch here.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <sstream>
+
+#include "bitnetmcu/layout.hpp"
+#include "bitnetmcu/model_file.hpp"
+#include "exporter.hpp"
+
+namespace bitnetmcu::exporter {
+namespace {
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Number of distinct codes a scheme has (trits count 3).
+uint32_t code_space(SchemeId id) {
+  uint32_t n = 0;
+  visit_scheme(id, [&](auto s) {
+    using S = decltype(s);
+    if constexpr (S::code_bits == 0)
+      n = 3;
+    else
+      n = 1u << S::code_bits;
+  });
+  return n;
+}
+
+bool is_conv(const QuantizedTensor& t) { return t.name.rfind("conv", 0) == 0; }
+
+const QuantizedTensor& require(const std::vector<QuantizedTensor>& tensors, const std::string& name) {
+  for (const auto& t : tensors)
+    if (t.name == name) return t;
+  throw ExportError("checkpoint has no layer '" + name + "' (expected fc1, fc2, [fc3], fcl)");
+}
+
+EngineLayer pack_dense(const QuantizedTensor& t, bool with_rowsum) {
+  if (t.shape.size() != 2 || t.shape[0] <= 0 || t.shape[1] <= 0)
+    throw ExportError("layer " + t.name + ": weight shape " + shape_text(t.shape) +
+                      " cannot be packed as a dense layer (expected [out, in])");
+  const auto n_out = static_cast<uint32_t>(t.shape[0]), n_in = static_cast<uint32_t>(t.shape[1]);
+  if (n_out > 65536 || n_in > 65536)
+    throw ExportError("layer " + t.name + ": shape " + shape_text(t.shape) +
+                      " exceeds the engine's 65536 inputs/outputs per layer");
+  EngineLayer l;
+  l.name = t.name;
+  l.kind = LayerKind::Dense;
+  l.scheme = t.scheme;
+  l.n_in = n_in;
+  l.n_out = n_out;
+  visit_scheme(t.scheme, [&](auto s) {
+    using S = decltype(s);
+    const int64_t bound = dense_acc_bound(n_in, S::max_abs, with_rowsum);
+    if (bound >= 0x7FFFFFFFll)
+      throw ExportError("layer " + t.name + ": " + std::to_string(n_in) + " inputs of " + S::name +
+                        " weights can overflow the int32 accumulator (bound " + std::to_string(bound) + ")");
+    std::vector<uint8_t> scratch(n_out);
+    std::vector<typename S::word_t> words(dense_weight_words<S>(n_in, n_out));
+    pack_columns<S>(t.codes.data(), n_out, n_in, scratch.data(), words.data());
+    if constexpr (sizeof(typename S::word_t) == 2)
+      l.words16 = std::move(words);
+    else
+      l.words32 = std::move(words);
+  });
+  if (with_rowsum) {
+    l.rowsum.assign(n_out, 0);
+    for (uint32_t o = 0; o < n_out; ++o)
+      for (uint32_t i = 0; i < n_in; ++i) l.rowsum[o] += t.ints[size_t(o) * n_in + i];
+  }
+  return l;
+}
+
+EngineLayer pack_cnn(const std::vector<const QuantizedTensor*>& convs, uint32_t shift) {
+  const int64_t channels = convs[0]->shape.empty() ? 0 : convs[0]->shape[0];
+  for (const QuantizedTensor* t : convs) {
+    const std::vector<int64_t> expected{channels, 1, 3, 3};
+    if (t->shape != expected || channels <= 0)
+      throw ExportError("layer " + t->name + ": weight shape " + shape_text(t->shape) +
+                        " cannot be packed into the engine's CNN block (expected [C, 1, 3, 3] with the same C "
+                        "for conv1, conv2, conv3; C = " + std::to_string(channels) + ")");
+    for (int32_t v : t->ints)
+      if (v < -128 || v > 127)
+        throw ExportError("layer " + t->name + ": scheme " + scheme_name(t->scheme) + " has integer weight " +
+                          std::to_string(v) + ", outside the int8 range of the CNN block");
+  }
+  if (shift > 31) throw ExportError("CNN activation shift " + std::to_string(shift) + " must be 0..31");
+  if (cnn_acc_bound(shift) >= 0x7FFFFFFFll)
+    throw ExportError("CNN activation shift " + std::to_string(shift) + " is too small: int32 could overflow");
+  EngineLayer l;
+  l.name = "cnn";
+  l.kind = LayerKind::Cnn;
+  l.scheme = SchemeId::Int8;
+  l.shift = static_cast<uint8_t>(shift);
+  l.n_in = 16;
+  l.n_out = static_cast<uint32_t>(channels);
+  for (const QuantizedTensor* t : convs)
+    for (int32_t v : t->ints) l.conv.push_back(static_cast<int8_t>(v));
+  return l;
+}
+
+}  // namespace
+
+LayerDesc EngineLayer::desc() const {
+  const void* w = kind == LayerKind::Cnn ? static_cast<const void*>(conv.data())
+                  : words16.empty()      ? static_cast<const void*>(words32.data())
+                                         : static_cast<const void*>(words16.data());
+  return {kind, scheme, shift, n_in, n_out, w, rowsum.empty() ? nullptr : rowsum.data()};
+}
+
+std::vector<LayerDesc> PackedModel::descs() const {
+  std::vector<LayerDesc> d;
+  for (const auto& l : layers) d.push_back(l.desc());
+  return d;
+}
+
+void compute_stats(QuantizedTensor& t) {
+  CodeStats& st = t.stats;
+  st = CodeStats{};
+  st.code_space = code_space(t.scheme);
+  st.histogram.assign(st.code_space, 0);
+  visit_scheme(t.scheme, [&](auto s) {
+    using S = decltype(s);
+    for (uint32_t c = 0; c < st.code_space; ++c) st.code_values.push_back(S::decode(static_cast<uint8_t>(c)));
+    t.weight_bits = static_cast<uint64_t>(std::llround(S::bits_per_weight * double(t.codes.size())));
+    if (t.shape.size() == 2)
+      t.packed_bytes = dense_weight_words<S>(size_t(t.shape[1]), size_t(t.shape[0])) * sizeof(typename S::word_t);
+    else
+      t.packed_bytes = t.codes.size();  // conv weights are int8 in the CNN block
+  });
+  for (uint8_t c : t.codes)
+    if (c < st.code_space) ++st.histogram[c];
+  for (uint64_t count : st.histogram) {
+    if (!count) continue;
+    ++st.codes_used;
+    const double p = double(count) / double(t.codes.size());
+    st.entropy_bits -= p * std::log2(p);
+  }
+}
+
+PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift) {
+  PackedModel m;
+  for (auto& t : tensors) {
+    if (t.codes.size() != t.ints.size())
+      throw ExportError("layer " + t.name + ": codes and integer weights differ in count");
+    size_t n = 1;
+    for (int64_t d : t.shape) n *= d > 0 ? size_t(d) : 0;
+    if (n != t.codes.size() || n == 0)
+      throw ExportError("layer " + t.name + ": shape " + shape_text(t.shape) + " does not match its " +
+                        std::to_string(t.codes.size()) + " weights");
+    compute_stats(t);
+  }
+  std::vector<const QuantizedTensor*> convs;
+  for (const char* name : {"conv1", "conv2", "conv3"})
+    for (const auto& t : tensors)
+      if (t.name == name) convs.push_back(&t);
+  const bool any_conv = std::any_of(tensors.begin(), tensors.end(), is_conv);
+  if (any_conv && convs.size() != 3)
+    throw ExportError("checkpoint has " + std::to_string(convs.size()) +
+                      " of the conv layers conv1, conv2, conv3: a CNN needs all three");
+  if (!convs.empty()) m.layers.push_back(pack_cnn(convs, cnn_shift));
+
+  std::vector<const QuantizedTensor*> dense{&require(tensors, "fc1"), &require(tensors, "fc2")};
+  for (const auto& t : tensors)
+    if (t.name == "fc3") dense.push_back(&t);
+  dense.push_back(&require(tensors, "fcl"));
+  for (const auto& t : tensors)
+    if (!is_conv(t) && t.name != "fc1" && t.name != "fc2" && t.name != "fc3" && t.name != "fcl")
+      throw ExportError("checkpoint layer '" + t.name + "' is not one the exporter knows (conv1..3, fc1, fc2, fc3, fcl)");
+
+  for (const QuantizedTensor* t : dense) m.layers.push_back(pack_dense(*t, m.layers.empty()));
+
+  // Each layer's inputs must be the previous layer's outputs; the first takes a 16x16 image.
+  m.input_size = 256;
+  uint32_t expected_in = m.input_size;
+  for (size_t i = 0; i < m.layers.size(); ++i) {
+    const EngineLayer& l = m.layers[i];
+    const LayerDesc d = l.desc();
+    const uint32_t in = l.kind == LayerKind::Cnn ? l.n_in * l.n_in : l.n_in;
+    if (in != expected_in)
+      throw ExportError("layer " + l.name + " takes " + std::to_string(in) + " inputs but " +
+                        (i ? "layer " + m.layers[i - 1].name + " gives " : std::string("the image has ")) +
+                        std::to_string(expected_in) + ": shapes cannot be chained");
+    expected_in = static_cast<uint32_t>(layer_out_words(d));
+  }
+  m.num_classes = expected_in;
+  m.tensors = std::move(tensors);
+  for (const auto& t : m.tensors) m.weight_bits += t.weight_bits;
+  const auto d = m.descs();
+  // Counted as the typed Model<> counts them (Net::weight_bytes): packed words, int8 conv
+  // weights unpadded, rowsums.
+  for (const auto& l : m.layers)
+    m.weight_bytes += l.kind == LayerKind::Cnn ? l.conv.size()
+                                               : 4 * l.words32.size() + 2 * l.words16.size() + 4 * l.rowsum.size();
+  const RuntimeNeeds needs = runtime_needs(d.data(), static_cast<uint32_t>(d.size()));
+  m.scratch_bytes = 4 * (needs.words_a + needs.words_b);
+  return m;
+}
+
+void run_engine(const PackedModel& model, const int8_t* images, size_t n, std::vector<uint8_t>& predictions,
+                std::vector<int32_t>& logits) {
+  const auto d = model.descs();
+  const RuntimeNeeds needs = runtime_needs(d.data(), static_cast<uint32_t>(d.size()));
+  std::vector<int32_t> a(needs.words_a), b(needs.words_b);
+  predictions.resize(n);
+  logits.resize(n * model.num_classes);
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t* last = nullptr;
+    const uint32_t cls = run_layers(d.data(), static_cast<uint32_t>(d.size()), images + i * model.input_size,
+                                    a.data(), b.data(), &last);
+    if (cls == UINT32_MAX || !last) throw ExportError("engine rejected the packed model (unknown layer)");
+    predictions[i] = static_cast<uint8_t>(cls);
+    std::copy(last, last + model.num_classes, logits.begin() + static_cast<std::ptrdiff_t>(i * model.num_classes));
+  }
+}
+
+// ---- fit check ----------------------------------------------------------------------------------
+// Code size estimates (bytes, RV32EC -Os), from the firmware's map files: startup + clock +
+// SysTick + USART text output, the model driver (ShiftNorm, argmax, layer loop), one dense
+// kernel per distinct scheme (its unrolled word loop and table fill), the CNN block.
+constexpr size_t kFirmwareBaseBytes = 1536;
+constexpr size_t kDriverBytes = 256;
+constexpr size_t kDenseKernelBytes = 512;
+constexpr size_t kCnnBlockBytes = 384;
+constexpr size_t kSoftMultiplyBytes = 64;  // __mulsi3 when 8bit/conv run on RV32EC
+// RAM besides the scratch buffers: call stack of run() plus the firmware's globals.
+constexpr size_t kStackEstimate = 256;
+constexpr size_t kFirmwareGlobals = 64;
+
+const Target* find_target(const std::string& name) {
+  for (const Target& t : kTargets)
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+TargetFit check_target(const PackedModel& model, const Target& target) {
+  TargetFit f;
+  f.target = target.name;
+  f.weight_bytes = model.weight_bytes;
+  std::vector<SchemeId> kernels;
+  bool multiplies = false, cnn = false;
+  for (const auto& l : model.layers) {
+    if (l.kind == LayerKind::Cnn) {
+      cnn = multiplies = true;
+      continue;
+    }
+    if (std::find(kernels.begin(), kernels.end(), l.scheme) == kernels.end()) kernels.push_back(l.scheme);
+    if (l.scheme == SchemeId::Int8) multiplies = true;
+  }
+  f.code_bytes_estimate = kFirmwareBaseBytes + kDriverBytes + kDenseKernelBytes * kernels.size() +
+                          (cnn ? kCnnBlockBytes : 0) + (multiplies && !target.has_multiplier ? kSoftMultiplyBytes : 0);
+  f.flash_needed = f.weight_bytes + f.code_bytes_estimate;
+  f.flash_budget = target.flash_bytes;
+  f.scratch_bytes = model.scratch_bytes;
+  f.stack_estimate = kStackEstimate + kFirmwareGlobals;
+  f.ram_needed = f.scratch_bytes + f.stack_estimate;
+  f.ram_budget = target.ram_bytes;
+  f.fits = f.flash_needed <= f.flash_budget && f.ram_needed <= f.ram_budget;
+  return f;
+}
+
+std::string TargetFit::describe() const {
+  std::ostringstream s;
+  s << target << ": flash " << flash_needed << " / " << flash_budget << " bytes (weights " << weight_bytes
+    << " + engine code estimate " << code_bytes_estimate << ")" << (flash_needed > flash_budget ? "  OVER" : "")
+    << "; RAM " << ram_needed << " / " << ram_budget << " bytes (scratch " << scratch_bytes
+    << " + stack/globals estimate " << stack_estimate << ")" << (ram_needed > ram_budget ? "  OVER" : "");
+  return s.str();
+}
+
+}  // namespace bitnetmcu::exporter
