@@ -17,10 +17,28 @@
 namespace bitnetmcu {
 namespace detail {
 
+// t[c] = decode(c) * a for every code, with constant shift-and-add chains.
 template <class S, uint8_t C = 0>
-inline void fill_table(int32_t a, int32_t* t) {
+inline void fill_table_generic(int32_t a, int32_t* t) {
   t[C] = mul_const<S::decode(C)>(a);
-  if constexpr (C + 1 < (1u << S::code_bits)) fill_table<S, C + 1>(a, t);
+  if constexpr (C + 1 < (1u << S::code_bits)) fill_table_generic<S, C + 1>(a, t);
+}
+
+template <class S>
+inline void fill_table(int32_t a, int32_t* t) {
+  if constexpr (S::id == SchemeId::Sym2 || S::id == SchemeId::Sym4) {
+    // [sign | mag] -> +-(2 mag + 1) a: odd multiples by repeated addition, then negations.
+    constexpr uint32_t half = 1u << (S::code_bits - 1);
+    const int32_t two_a = a + a;
+    int32_t v = a;
+#pragma GCC unroll 8
+    for (uint32_t m = 0; m < half; ++m, v += two_a) {
+      t[m] = v;
+      t[half + m] = -v;
+    }
+  } else {
+    fill_table_generic<S>(a, t);
+  }
 }
 
 // One full word of Bits-wide codes, unrolled: the next code is always the top Bits bits.
@@ -42,6 +60,40 @@ inline void column_table(const uint32_t* col, uint32_t n_out, int32_t a, int32_t
   uint32_t o = 0;
   for (; o + cpw <= n_out; o += cpw) add_word_codes<S::code_bits>(*col++, t, acc + o);
   if (o < n_out) add_word_codes_partial<S::code_bits>(*col, t, acc + o, n_out - o);
+}
+
+// Two inputs at once: each accumulator is loaded and stored once per pair of nonzero inputs,
+// which on RV32EC saves 1.5 of the ~8.5 instructions per weight.
+template <unsigned Bits, unsigned J = 0>
+inline void add_word_codes2(uint32_t w1, uint32_t w2, const int32_t* t1, const int32_t* t2, int32_t* acc) {
+  acc[J] += t1[w1 >> (32 - Bits)] + t2[w2 >> (32 - Bits)];
+  if constexpr (J + 1 < 32 / Bits) add_word_codes2<Bits, J + 1>(w1 << Bits, w2 << Bits, t1, t2, acc);
+}
+
+// Kept out of line so the compiler sees the tables as plain pointers in registers: inlined,
+// GCC re-derives each stack-table address per lookup (5 instructions instead of 4 on RV32EC).
+template <unsigned Bits>
+__attribute__((noinline)) void add_words2(const uint32_t* c1, const uint32_t* c2, uint32_t n_words,
+                                          const int32_t* t1, const int32_t* t2, int32_t* acc) {
+  for (uint32_t k = 0; k < n_words; ++k, acc += 32 / Bits) add_word_codes2<Bits>(c1[k], c2[k], t1, t2, acc);
+}
+
+template <class S>
+inline void column_table2(const uint32_t* c1, const uint32_t* c2, uint32_t n_out, int32_t a1, int32_t a2,
+                          int32_t* acc) {
+  int32_t t1[1u << S::code_bits], t2[1u << S::code_bits];
+  fill_table<S>(a1, t1);
+  fill_table<S>(a2, t2);
+  constexpr uint32_t cpw = S::codes_per_word;
+  const uint32_t full = n_out / cpw;
+  add_words2<S::code_bits>(c1, c2, full, t1, t2, acc);
+  const uint32_t o = full * cpw;
+  c1 += full;
+  c2 += full;
+  if (o < n_out) {
+    add_word_codes_partial<S::code_bits>(*c1, t1, acc + o, n_out - o);
+    add_word_codes_partial<S::code_bits>(*c2, t2, acc + o, n_out - o);
+  }
 }
 
 inline void column_ternary(const uint16_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
@@ -74,16 +126,26 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
            int32_t x_offset, int32_t* acc) {
   for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
   const uint32_t wpc = static_cast<uint32_t>(column_words<S>(n_out));
+  constexpr bool table_scheme = S::id != SchemeId::Ternary && S::id != SchemeId::Int8;
+  const typename S::word_t* pending = nullptr;  // table schemes: a nonzero input waiting for a partner
+  int32_t pending_a = 0;
   for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
     const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
     if (a == 0) continue;
-    if constexpr (S::id == SchemeId::Ternary)
+    if constexpr (S::id == SchemeId::Ternary) {
       detail::column_ternary(cols, n_out, a, acc);
-    else if constexpr (S::id == SchemeId::Int8)
+    } else if constexpr (S::id == SchemeId::Int8) {
       detail::column_int8(cols, n_out, a, acc);
-    else
-      detail::column_table<S>(cols, n_out, a, acc);
+    } else if (!pending) {
+      pending = cols;
+      pending_a = a;
+    } else {
+      detail::column_table2<S>(pending, cols, n_out, pending_a, a, acc);
+      pending = nullptr;
+    }
   }
+  if constexpr (table_scheme)
+    if (pending) detail::column_table<S>(pending, n_out, pending_a, acc);
 }
 
 }  // namespace bitnetmcu

@@ -1,0 +1,15 @@
+// What the application needs from the board it runs on. Three boards implement it from the same
+// application code: the CH32V003/V002 chip (board_ch32v003.cpp), its QEMU twin
+// (board_qemu.cpp) and the host twin used as the parity reference (board_host.cpp).
+#pragma once
+#include <stdint.h>
+
+namespace board {
+
+void init();                  // clocks, counter, console
+void put_char(char c);        // console output
+uint32_t counter();           // free-running: cycles (chip) or retired instructions (QEMU)
+extern const char counter_name[];  // "cycles", "instret" or "none"
+[[noreturn]] void finish(int code);  // end of the run: exit code (QEMU/host) or idle (chip)
+
+}  // namespace board

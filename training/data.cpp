@@ -1,0 +1,207 @@
+#include "data.hpp"
+
+#include <torch/torch.h>
+#include <zlib.h>
+
+#include <cmath>
+#include <filesystem>
+#include <stdexcept>
+
+namespace bitnetmcu::train {
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+
+// ---- IDX ------------------------------------------------------------------------------------
+
+IdxArray read_idx(const std::string& path) {
+  if (!fs::exists(path)) throw std::runtime_error(path + ": file not found");
+  // gzread passes uncompressed files through unchanged, so one path reads both kinds.
+  gzFile f = gzopen(path.c_str(), "rb");
+  if (!f) throw std::runtime_error(path + ": cannot open file");
+  std::vector<uint8_t> bytes;
+  uint8_t buf[1 << 16];
+  int n;
+  while ((n = gzread(f, buf, sizeof buf)) > 0) bytes.insert(bytes.end(), buf, buf + n);
+  int err = 0;
+  const char* msg = gzerror(f, &err);
+  const std::string gz_message = (n < 0 && msg) ? msg : "";
+  gzclose(f);
+  if (n < 0) throw std::runtime_error(path + ": read error (" + gz_message + "): truncated or corrupt gzip data");
+
+  auto u32_at = [&](size_t pos) {
+    return (uint32_t{bytes[pos]} << 24) | (uint32_t{bytes[pos + 1]} << 16) | (uint32_t{bytes[pos + 2]} << 8) |
+           uint32_t{bytes[pos + 3]};
+  };
+  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] == 0)
+    throw std::runtime_error(path + ": not an unsigned-byte IDX file (expected magic 00 00 08 <ndim>)");
+  const size_t ndim = bytes[3];
+  const size_t header = 4 + 4 * ndim;
+  if (bytes.size() < header)
+    throw std::runtime_error(path + ": truncated header (" + std::to_string(bytes.size()) + " bytes)");
+  IdxArray a;
+  size_t expected = 1;
+  for (size_t d = 0; d < ndim; ++d) {
+    a.dims.push_back(u32_at(4 + 4 * d));
+    expected *= static_cast<size_t>(a.dims.back());
+  }
+  const size_t have = bytes.size() - header;
+  if (have < expected)
+    throw std::runtime_error(path + ": truncated: dimensions need " + std::to_string(expected) +
+                             " data bytes, the file has " + std::to_string(have));
+  if (have > expected)
+    throw std::runtime_error(path + ": " + std::to_string(have - expected) +
+                             " unexpected bytes after the data the header describes");
+  a.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
+  return a;
+}
+
+MnistSplit load_idx_pair(const std::string& images_path, const std::string& labels_path) {
+  const IdxArray img = read_idx(images_path);
+  const IdxArray lab = read_idx(labels_path);
+  if (img.dims.size() != 3 || img.dims[1] != 28 || img.dims[2] != 28)
+    throw std::runtime_error(images_path + ": expected images of 28x28 (3 dimensions N,28,28)");
+  if (lab.dims.size() != 1)
+    throw std::runtime_error(labels_path + ": expected a label file (1 dimension)");
+  if (img.dims[0] != lab.dims[0])
+    throw std::runtime_error(images_path + " holds " + std::to_string(img.dims[0]) + " images but " +
+                             labels_path + " holds " + std::to_string(lab.dims[0]) + " labels");
+  for (uint8_t l : lab.data)
+    if (l > 9) throw std::runtime_error(labels_path + ": label " + std::to_string(l) + " outside 0..9");
+  const int64_t n = img.dims[0];
+  MnistSplit s;
+  s.raw28 = torch::from_blob(const_cast<uint8_t*>(img.data.data()), {n, 1, 28, 28}, torch::kUInt8)
+                .to(torch::kFloat32)
+                .div_(255.0f);
+  s.labels = torch::from_blob(const_cast<uint8_t*>(lab.data.data()), {n}, torch::kUInt8).to(torch::kInt64);
+  s.images = downscale_normalize(s.raw28);
+  return s;
+}
+
+namespace {
+// Folder and file names of a dataset; Fashion-MNIST ships gzip-compressed.
+std::string find_file(const std::vector<std::string>& dirs, const std::string& stem) {
+  for (const auto& d : dirs)
+    for (const char* ext : {"", ".gz"})
+      if (fs::exists(fs::path(d) / (stem + ext))) return (fs::path(d) / (stem + ext)).string();
+  std::string tried;
+  for (const auto& d : dirs) tried += " " + (fs::path(d) / stem).string() + "[.gz]";
+  throw std::runtime_error("data file " + stem + " not found; looked for" + tried +
+                           " (run scripts/setup.sh, or set data_dir)");
+}
+}  // namespace
+
+MnistSplit load_split(const Config& cfg, bool train) {
+  std::vector<std::string> dirs;
+  if (cfg.dataset == "MNIST") {
+    dirs = {(fs::path(cfg.data_dir) / "mnist").string(), cfg.data_dir};
+  } else {
+    dirs = {(fs::path(cfg.data_dir) / "fashion-mnist").string(), "/usr/share/datasets/fashion-mnist"};
+  }
+  const std::string prefix = train ? "train" : "t10k";
+  MnistSplit s = load_idx_pair(find_file(dirs, prefix + "-images-idx3-ubyte"),
+                               find_file(dirs, prefix + "-labels-idx1-ubyte"));
+  const int subset = train ? cfg.train_subset : cfg.test_subset;
+  if (subset > 0 && subset < s.labels.size(0)) {
+    s.images = s.images.narrow(0, 0, subset).clone();
+    s.labels = s.labels.narrow(0, 0, subset).clone();
+    s.raw28 = s.raw28.narrow(0, 0, subset).clone();
+  }
+  return s;
+}
+
+// ---- resize, normalization, input quantization ----------------------------------------------
+
+torch::Tensor resize_matrix(int64_t in_size, int64_t out_size) {
+  // PIL ImagingResample precompute_coeffs() for the bilinear (triangle) filter.
+  const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
+  const double filterscale = std::max(scale, 1.0);
+  const double support = 1.0 * filterscale;
+  torch::Tensor m = torch::zeros({out_size, in_size}, torch::kFloat64);
+  auto acc = m.accessor<double, 2>();
+  for (int64_t o = 0; o < out_size; ++o) {
+    const double center = (static_cast<double>(o) + 0.5) * scale;
+    const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
+    const int64_t hi = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in_size);
+    double total = 0;
+    for (int64_t i = lo; i < hi; ++i) {
+      const double w = std::max(0.0, 1.0 - std::abs((static_cast<double>(i) - center + 0.5) / filterscale));
+      acc[o][i] = w;
+      total += w;
+    }
+    for (int64_t i = lo; i < hi; ++i) acc[o][i] /= total;
+  }
+  return m.to(torch::kFloat32);
+}
+
+torch::Tensor downscale_normalize(const torch::Tensor& images28) {
+  static const torch::Tensor r = resize_matrix(28, 16);
+  const torch::Tensor rr = r.to(images28.device());
+  return torch::matmul(torch::matmul(rr, images28), rr.t()).sub_(kMnistMean).div_(kMnistStd);
+}
+
+torch::Tensor quantize_input(const torch::Tensor& images) {
+  const torch::Tensor x = images.reshape({images.size(0), -1}).to(torch::kFloat32);
+  const torch::Tensor max_abs = std::get<0>(x.abs().max(1, true)).clamp_min(1e-5f);
+  const torch::Tensor s = 127.0f / max_abs;
+  return torch::round(x * s).clamp_(-128, 127).to(torch::kInt8);
+}
+
+// ---- augmentation ---------------------------------------------------------------------------
+
+Augmenter::Augmenter(const Config& cfg)
+    : rotation1_(cfg.rotation1), rotation2_(cfg.rotation2),
+      elastic_probability_(cfg.elastictransformprobability) {
+  // torchvision ElasticTransform: kernel size int(8*sigma+1) made odd, sigma 4.
+  const double sigma = 4.0;
+  const int64_t ks = 33;
+  torch::Tensor x = torch::arange(ks, torch::kFloat64) - (ks - 1) / 2.0;
+  torch::Tensor k = torch::exp(-(x * x) / (2 * sigma * sigma));
+  blur_kernel_ = (k / k.sum()).to(torch::kFloat32);
+}
+
+torch::Tensor Augmenter::operator()(const torch::Tensor& raw28) const {
+  const int64_t n = raw28.size(0), size = raw28.size(3);
+  const auto opts = raw28.options();
+  constexpr double kDegToRad = M_PI / 180.0;
+  // rotation1 then the affine map (both about the centre): source = R(-(a1+a2)) (p - t) / s.
+  const torch::Tensor angle = ((torch::rand({n}, opts) * 2 - 1) * rotation1_ +
+                               (torch::rand({n}, opts) * 2 - 1) * rotation2_) * kDegToRad;
+  // torchvision draws whole-pixel translations up to 10 % of the size.
+  const double max_shift = 0.1 * static_cast<double>(size);
+  const torch::Tensor shift_px = torch::round((torch::rand({n, 2}, opts) * 2 - 1) * max_shift);
+  const torch::Tensor t = shift_px * (2.0 / static_cast<double>(size));  // normalized units
+  const torch::Tensor inv_scale = 1.0 / (0.9 + 0.2 * torch::rand({n}, opts));
+  const torch::Tensor c = torch::cos(angle) * inv_scale, s = torch::sin(angle) * inv_scale;
+  // theta rows: [c, s, -(c tx + s ty)], [-s, c, -(-s tx + c ty)]
+  const torch::Tensor tx = t.select(1, 0), ty = t.select(1, 1);
+  const torch::Tensor theta = torch::stack({torch::stack({c, s, -(c * tx + s * ty)}, 1),
+                                            torch::stack({-s, c, s * tx - c * ty}, 1)},
+                                           1);  // [n,2,3]
+  torch::Tensor grid;
+  if (elastic_probability_ > 0) {
+    // Elastic: result(p) = affine_image(p + d(p)), d a smoothed uniform field * alpha / size.
+    const torch::Tensor identity = torch::eye(2, 3, opts).expand({n, 2, 3});
+    torch::Tensor base = F::affine_grid(identity, {n, 1, size, size}, false);  // [n,H,W,2]
+    const torch::Tensor chosen = (torch::rand({n}, opts) < elastic_probability_).nonzero().squeeze(1);
+    if (chosen.numel() > 0) {
+      const int64_t m = chosen.size(0);
+      torch::Tensor d = torch::rand({m * 2, 1, size, size}, opts) * 2 - 1;
+      const torch::Tensor k = blur_kernel_.to(raw28.device());
+      const int64_t pad = k.size(0) / 2;
+      d = F::conv2d(F::pad(d, F::PadFuncOptions({pad, pad, 0, 0}).mode(torch::kReflect)), k.view({1, 1, 1, -1}));
+      d = F::conv2d(F::pad(d, F::PadFuncOptions({0, 0, pad, pad}).mode(torch::kReflect)), k.view({1, 1, -1, 1}));
+      d = d.view({m, 2, size, size}).permute({0, 2, 3, 1}) * (40.0 / static_cast<double>(size));
+      base.index_add_(0, chosen, d);
+    }
+    // apply theta to the displaced coordinates
+    grid = torch::matmul(base, theta.narrow(2, 0, 2).transpose(1, 2).unsqueeze(1)) +
+           theta.select(2, 2).view({n, 1, 1, 2});
+  } else {
+    grid = F::affine_grid(theta, {n, 1, size, size}, false);
+  }
+  const torch::Tensor warped = F::grid_sample(
+      raw28, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+  return downscale_normalize(warped);
+}
+
+}  // namespace bitnetmcu::train

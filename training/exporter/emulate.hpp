@@ -1,0 +1,18 @@
+// LibTorch side of the exporter's verification (see emulate.cpp, quantize.cpp).
+#pragma once
+#include <torch/types.h>
+
+#include "exporter.hpp"
+
+namespace bitnetmcu::exporter {
+
+struct Emulation {
+  torch::Tensor logits;       // int64 [N, classes]: last layer's accumulators
+  torch::Tensor predictions;  // int64 [N]
+};
+
+// SPEC §6 integer inference with tensor ops. images: int8 [N, 256] (SPEC §2 quantized).
+Emulation emulate_integer_model(const std::vector<QuantizedTensor>& tensors, const torch::Tensor& images,
+                                uint32_t cnn_shift);
+
+}  // namespace bitnetmcu::exporter
