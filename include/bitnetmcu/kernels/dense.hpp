@@ -102,10 +102,35 @@ inline void column_ternary(const uint16_t* col, uint32_t n_out, int32_t a, int32
     uint32_t x = *col++;
     const uint32_t end = n_out - o < 10 ? n_out - o : 10;
     for (uint32_t j = 0; j < end; ++j) {
-      x += x << 1;
+      x += x << 1;  // x *= 3: the integer part (bits 17..16) is the next trit
       acc[o + j] += t[x >> 16];
       x &= 0xFFFFu;
     }
+  }
+}
+
+// Ten trits of two inputs' words, unrolled.
+template <unsigned J = 0>
+inline void add_trits2(uint32_t x1, uint32_t x2, const int32_t* t1, const int32_t* t2, int32_t* acc) {
+  x1 += x1 << 1;
+  x2 += x2 << 1;
+  acc[J] += t1[x1 >> 16] + t2[x2 >> 16];
+  if constexpr (J + 1 < 10) add_trits2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, t1, t2, acc);
+}
+inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const uint16_t* c2, uint32_t n_words,
+                                                      const int32_t* t1, const int32_t* t2, int32_t* acc) {
+  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trits2(c1[k], c2[k], t1, t2, acc);
+}
+
+inline void column_ternary2(const uint16_t* c1, const uint16_t* c2, uint32_t n_out, int32_t a1, int32_t a2,
+                            int32_t* acc) {
+  const int32_t t1[3] = {a1, -a1, 0}, t2[3] = {a2, -a2, 0};
+  uint32_t full = 0, o = 0;
+  while (o + 10 <= n_out) ++full, o += 10;  // n_out / 10 without a divide
+  add_trit_words2(c1, c2, full, t1, t2, acc);
+  if (o < n_out) {
+    column_ternary(c1 + full, n_out - o, a1, acc + o);
+    column_ternary(c2 + full, n_out - o, a2, acc + o);
   }
 }
 
@@ -126,26 +151,31 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
            int32_t x_offset, int32_t* acc) {
   for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
   const uint32_t wpc = static_cast<uint32_t>(column_words<S>(n_out));
-  constexpr bool table_scheme = S::id != SchemeId::Ternary && S::id != SchemeId::Int8;
-  const typename S::word_t* pending = nullptr;  // table schemes: a nonzero input waiting for a partner
+  // Nonzero inputs are taken in pairs (8bit: one at a time, it multiplies anyway).
+  const typename S::word_t* pending = nullptr;
   int32_t pending_a = 0;
   for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
     const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
     if (a == 0) continue;
-    if constexpr (S::id == SchemeId::Ternary) {
-      detail::column_ternary(cols, n_out, a, acc);
-    } else if constexpr (S::id == SchemeId::Int8) {
+    if constexpr (S::id == SchemeId::Int8) {
       detail::column_int8(cols, n_out, a, acc);
     } else if (!pending) {
       pending = cols;
       pending_a = a;
     } else {
-      detail::column_table2<S>(pending, cols, n_out, pending_a, a, acc);
+      if constexpr (S::id == SchemeId::Ternary)
+        detail::column_ternary2(pending, cols, n_out, pending_a, a, acc);
+      else
+        detail::column_table2<S>(pending, cols, n_out, pending_a, a, acc);
       pending = nullptr;
     }
   }
-  if constexpr (table_scheme)
-    if (pending) detail::column_table<S>(pending, n_out, pending_a, acc);
+  if (pending) {
+    if constexpr (S::id == SchemeId::Ternary)
+      detail::column_ternary(pending, n_out, pending_a, acc);
+    else if constexpr (S::id != SchemeId::Int8)
+      detail::column_table<S>(pending, n_out, pending_a, acc);
+  }
 }
 
 }  // namespace bitnetmcu

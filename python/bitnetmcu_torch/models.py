@@ -1,0 +1,104 @@
+"""FCMNIST and CNNMNIST of SPEC §3, built from a config dict (bitnetmcu_torch.config)."""
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import layer_names, layer_scheme
+from .layers import BitConv2d, BitLinear
+
+
+class _BitModel(nn.Module):
+    def quant_layers(self):
+        """(name, layer) of every quantized layer, in forward order (checkpoint layer names)."""
+        return [(name, getattr(self, name)) for name in self.layer_names]
+
+    def update_clips(self, algo, quantscale):
+        for _, layer in self.quant_layers():
+            layer.update_clip(algo, quantscale)
+
+
+def _dense_stack(model, cfg, in_features, num_classes):
+    per_output = cfg["WScale"] == "PerOutput"
+    widths = [cfg["network_width1"], cfg["network_width2"]] + ([cfg["network_width3"]] if cfg["network_width3"] else [])
+    names = ["fc1", "fc2", "fc3"][:len(widths)] + ["fcl"]
+    for name, out in zip(names, widths + [num_classes]):
+        setattr(model, name, BitLinear(in_features, out, layer_scheme(cfg, name), cfg["NormType"], per_output))
+        in_features = out
+    return names
+
+
+class FCMNIST(_BitModel):
+    """flatten 256 -> fc1 -> ReLU -> fc2 -> ReLU -> [fc3 -> ReLU] -> fcl."""
+
+    def __init__(self, cfg, num_classes=10):
+        super().__init__()
+        self.dense_names = _dense_stack(self, cfg, 256, num_classes)
+        self.layer_names = layer_names(cfg)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], -1)
+        for name in self.dense_names[:-1]:
+            x = F.relu(getattr(self, name)(x))
+        return getattr(self, self.dense_names[-1])(x)
+
+
+class CNNMNIST(_BitModel):
+    """conv1 (1->C) -> ReLU -> dwconv2 -> ReLU -> pool -> dwconv3 -> ReLU -> pool -> flatten 4C
+    -> fc1 -> ReLU -> fc2 -> ReLU -> [fc3 -> ReLU] -> fcl. 16 -> 14 -> 12 -> 6 -> 4 -> 2."""
+
+    def __init__(self, cfg, num_classes=10):
+        super().__init__()
+        c = cfg["cnn_width"]
+        per_output = cfg["WScale"] == "PerOutput"
+        self.conv1 = BitConv2d(1, c, 1, layer_scheme(cfg, "conv1"), per_output)
+        self.conv2 = BitConv2d(c, c, c, layer_scheme(cfg, "conv2"), per_output)
+        self.conv3 = BitConv2d(c, c, c, layer_scheme(cfg, "conv3"), per_output)
+        self.dense_names = _dense_stack(self, cfg, 4 * c, num_classes)
+        self.layer_names = layer_names(cfg)
+
+    def forward(self, x):
+        x = x.reshape(x.shape[0], 1, 16, 16)
+        x = F.relu(self.conv1(x))
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv3(x)), 2)
+        x = x.flatten(1)
+        for name in self.dense_names[:-1]:
+            x = F.relu(getattr(self, name)(x))
+        return getattr(self, self.dense_names[-1])(x)
+
+
+def build_model(cfg):
+    return (CNNMNIST if cfg["model"] == "CNNMNIST" else FCMNIST)(cfg)
+
+
+def model_entries(model):
+    """Checkpoint entries of a model: model/<param or buffer> and clip/<layer>."""
+    entries = {}
+    for key, value in model.state_dict().items():
+        if not key.endswith(".clip"):
+            entries["model/" + key] = value.detach().cpu()
+    for name, layer in model.quant_layers():
+        entries["clip/" + name] = layer.clip.detach().cpu()
+    return entries
+
+
+def load_model_entries(model, entries, source="checkpoint"):
+    """Loads model/... and clip/... entries (numpy arrays) into a model built from the same config."""
+    state = model.state_dict()
+    missing = []
+    for key, target in state.items():
+        name = "clip/" + key[:-len(".clip")] if key.endswith(".clip") else "model/" + key
+        if name not in entries:
+            if key.endswith(".clip"):  # float layers (QuantType None) may have no clip entry
+                continue
+            missing.append(name)
+            continue
+        value = torch.as_tensor(entries[name])
+        if value.numel() != target.numel():
+            raise ValueError(f"{source}: entry {name} has shape {tuple(value.shape)}, "
+                             f"the model expects {tuple(target.shape)}")
+        state[key] = value.reshape(target.shape).to(target.dtype)
+    if missing:
+        raise ValueError(f"{source}: missing entries {', '.join(missing)}")
+    model.load_state_dict(state)
+    return model

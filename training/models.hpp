@@ -1,0 +1,40 @@
+// FCMNIST and CNNMNIST (SPEC §3) built from the QAT layers, with the checkpoint naming of
+// docs/checkpoint-format.md: model/<layer>.weight, model/<layer>.norm.*, clip/<layer>.
+#pragma once
+#include "config.hpp"
+#include "qat.hpp"
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bitnetmcu::train {
+
+class QatModelImpl : public torch::nn::Module {
+ public:
+  explicit QatModelImpl(const Config& cfg);
+  // x: [N,1,16,16] normalized images -> logits [N, num_classes].
+  torch::Tensor forward(torch::Tensor x);
+  // Quantized (or float) layers in forward order: conv1..3 (CNN), fc1, fc2, [fc3], fcl.
+  std::vector<QuantLayerImpl*> layers() const;
+  QuantLayerImpl& layer(const std::string& name) const;
+  // Octav/prop update of every layer's clipping scalar (once per epoch).
+  void update_clipping(const Config& cfg);
+  // "model/<param or buffer>" and "clip/<layer>" tensors, on the CPU.
+  std::map<std::string, torch::Tensor> state_tensors() const;
+  // Loads what state_tensors() wrote; throws naming any missing or mis-shaped entry.
+  void load_state_tensors(const std::map<std::string, torch::Tensor>& tensors);
+
+ private:
+  bool cnn_;
+  std::vector<BitConv2d> convs_;
+  std::vector<BitLinear> dense_;
+};
+TORCH_MODULE(QatModel);
+
+QatModel build_model(const Config& cfg);
+// A model with the config, weights and clips of a checkpoint (e.g. for --eval or export).
+struct Checkpoint;
+QatModel load_model_from_checkpoint(const Checkpoint& ckpt, Config* config_out = nullptr);
+
+}  // namespace bitnetmcu::train
