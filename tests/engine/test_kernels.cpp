@@ -84,6 +84,21 @@ TEMPLATE_TEST_CASE("dense_layer's background rewrite is exact", "", Binary, Tern
   }
 }
 
+TEST_CASE("8bit: the multiplier-free nibble-table path equals the multiply path") {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 3000; ++trial) {
+    const uint32_t n_out = 1 + rng() % 70;
+    std::vector<uint32_t> col((n_out + 3) / 4);
+    for (auto& w : col) w = static_cast<uint32_t>(rng());
+    if (trial % 10 == 0) std::fill(col.begin(), col.end(), trial % 20 ? 0x80808080u : 0x7F7F7F7Fu);
+    const int32_t a = trial % 13 == 0 ? -255 : static_cast<int32_t>(rng() % 511) - 255;
+    std::vector<int32_t> with_mul(n_out, 7), with_tables(n_out, 7);
+    detail::column_int8_mul(col.data(), n_out, a, with_mul.data());
+    detail::column_int8_tables(col.data(), n_out, a, with_tables.data());
+    REQUIRE(with_mul == with_tables);
+  }
+}
+
 // ---- ShiftNorm ------------------------------------------------------------------------------
 
 namespace {

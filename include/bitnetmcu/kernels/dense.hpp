@@ -134,13 +134,40 @@ inline void column_ternary2(const uint16_t* c1, const uint16_t* c2, uint32_t n_o
   }
 }
 
-inline void column_int8(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
+// 8bit with a multiplier.
+inline void column_int8_mul(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
   for (uint32_t o = 0; o < n_out; o += 4) {
     uint32_t w = *col++;
     const uint32_t end = n_out - o < 4 ? n_out - o : 4;
-    for (uint32_t j = 0; j < end; ++j, w <<= 8)
-      acc[o + j] += mul_i32(a, static_cast<int32_t>(w) >> 24);
+    for (uint32_t j = 0; j < end; ++j, w <<= 8) acc[o + j] += mul_i32(a, static_cast<int32_t>(w) >> 24);
   }
+}
+
+// 8bit without one: w*a = hi(w)*16a + lo(w)*a, hi signed and lo unsigned nibble, from two
+// 16-entry tables built by addition (~12 instructions per weight instead of a ~40-instruction
+// software multiply on RV32EC).
+inline void column_int8_tables(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
+  int32_t lo[16], hi[16];
+  int32_t v = 0;
+  for (uint32_t k = 0; k < 16; ++k, v += a) lo[k] = v;
+  const int32_t minus_128a = -shl(a, 7);
+  for (uint32_t k = 0; k < 8; ++k) {
+    hi[k] = shl(lo[k], 4);
+    hi[k + 8] = hi[k] + minus_128a;  // (k - 8) * 16a
+  }
+  for (uint32_t o = 0; o < n_out; o += 4) {
+    uint32_t w = *col++;
+    const uint32_t end = n_out - o < 4 ? n_out - o : 4;
+    for (uint32_t j = 0; j < end; ++j, w <<= 8) acc[o + j] += hi[w >> 28] + lo[(w >> 24) & 15u];
+  }
+}
+
+inline void column_int8(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
+#if defined(__riscv) && !defined(__riscv_mul)
+  column_int8_tables(col, n_out, a, acc);
+#else
+  column_int8_mul(col, n_out, a, acc);
+#endif
 }
 
 }  // namespace detail
