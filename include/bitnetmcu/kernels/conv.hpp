@@ -21,7 +21,7 @@ inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const int8_t
       const int8_t* kk = k;
       int32_t s = 0;
       for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
-        for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(kk[kx], static_cast<int32_t>(p[kx]));
+        for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(static_cast<int32_t>(p[kx]), kk[kx]);  // loop over the 8-bit weight on RV32EC
       *out++ = s < 0 ? 0 : (s >> shift);
     }
   }
