@@ -23,11 +23,13 @@ inline void dense_layer(const typename S::word_t* w, const int32_t* rowsum, uint
     for (uint32_t o = 0; o < n_out; ++o) acc[o] += mul_shift_add(rowsum[o], offset);
 }
 
-// Conv weights of a CnnBlock: int8 [3][channels][3][3] (conv1, dwconv2, dwconv3).
-inline void cnn_layer(const int8_t* w, uint32_t side, uint32_t channels, uint32_t shift, const int8_t* image,
+// Conv weights of the CNN block: codes of scheme S, one byte each, [3][channels][3][3]
+// (conv1, dwconv2, dwconv3).
+template <class S>
+inline void cnn_layer(const uint8_t* w, uint32_t side, uint32_t channels, uint32_t shift, const int8_t* image,
                       int32_t* plane, int32_t* out) {
   const uint32_t per_conv = channels * 9;
-  cnn_channel_block(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, plane, out);
+  cnn_channel_block<S>(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, plane, out);
 }
 
 // Worst-case |acc| of a dense layer (int8 inputs, or inputs minus an int8 offset).
@@ -35,11 +37,11 @@ constexpr int64_t dense_acc_bound(uint32_t n_in, int32_t max_abs_weight, bool of
   return static_cast<int64_t>(n_in) * (offset_input ? 255 : 128) * max_abs_weight;
 }
 
-// Worst-case value after each stage of the CNN block, given its activation shift.
-constexpr int64_t cnn_acc_bound(uint32_t shift) {
+// Worst-case |sum| in any stage of the CNN block, given its activation shift and max |weight|.
+constexpr int64_t cnn_acc_bound(uint32_t shift, int32_t max_abs_weight) {
   int64_t in = 128, worst = 0;
   for (int stage = 0; stage < 3; ++stage) {
-    const int64_t acc = 9 * in * 128;
+    const int64_t acc = 9 * in * max_abs_weight;
     if (acc > worst) worst = acc;
     in = acc >> shift;
   }

@@ -25,7 +25,8 @@ enum class LayerKind : uint8_t { Dense = 0, Cnn = 1 };
 
 // Run-time description of one layer.
 //   Dense: weights = pack_columns<S> words, rowsum = per-output weight sums or null.
-//   Cnn  : n_in = image side, n_out = channels, weights = int8 [3][C][9], shift = activation shift.
+//   Cnn  : n_in = image side, n_out = channels, weights = one code byte each [3][C][9] of `scheme`
+//          (8bit: the int8 weight), shift = activation shift.
 struct LayerDesc {
   LayerKind kind;
   SchemeId scheme;
@@ -52,17 +53,19 @@ struct Dense {
   static constexpr LayerDesc desc() { return {LayerKind::Dense, S::id, 0, In, Out, W, RowSum}; }
 };
 
-template <uint32_t Side, uint32_t Channels, uint32_t Shift, const int8_t* W>
+template <uint32_t Side, uint32_t Channels, uint32_t Shift, const uint8_t* W, class S = Int8>
 struct Cnn {
+  using scheme = S;
   static constexpr uint32_t inputs = Side * Side, side_out = cnn_output_side(Side);
   static constexpr uint32_t outputs = Channels * side_out * side_out;
   static constexpr size_t weight_bytes = 3 * 9 * Channels;
   static constexpr size_t out_words = outputs;
   static constexpr size_t work_words = (Side - 2) * (Side - 2);  // the channel plane
-  static_assert(cnn_acc_bound(Shift) < 0x7FFFFFFFll, "CNN activation shift too small: int32 overflow");
-  static void run(const int8_t* x, int32_t* out, int32_t* work) { cnn_layer(W, Side, Channels, Shift, x, work, out); }
+  static_assert(Side >= 8 && Side <= 64, "CNN input side out of range");
+  static_assert(cnn_acc_bound(Shift, S::max_abs) < 0x7FFFFFFFll, "CNN activation shift too small: int32 overflow");
+  static void run(const int8_t* x, int32_t* out, int32_t* work) { cnn_layer<S>(W, Side, Channels, Shift, x, work, out); }
   static constexpr LayerDesc desc() {
-    return {LayerKind::Cnn, SchemeId::Int8, static_cast<uint8_t>(Shift), Side, Channels, W, nullptr};
+    return {LayerKind::Cnn, S::id, static_cast<uint8_t>(Shift), Side, Channels, W, nullptr};
   }
 };
 
@@ -179,15 +182,14 @@ inline uint32_t run_layers(const LayerDesc* layers, uint32_t n, const int8_t* im
   int32_t* other = b;
   for (uint32_t l = 0; l < n; ++l) {
     const LayerDesc& d = layers[l];
-    if (d.kind == LayerKind::Cnn) {
-      cnn_layer(static_cast<const int8_t*>(d.weights), d.n_in, d.n_out, d.shift, x, other, mine);
-    } else {
-      const bool known = visit_scheme(d.scheme, [&](auto s) {
-        using S = decltype(s);
+    const bool known = visit_scheme(d.scheme, [&](auto s) {
+      using S = decltype(s);
+      if (d.kind == LayerKind::Cnn)
+        cnn_layer<S>(static_cast<const uint8_t*>(d.weights), d.n_in, d.n_out, d.shift, x, other, mine);
+      else
         dense_layer<S>(static_cast<const typename S::word_t*>(d.weights), d.rowsum, d.n_in, d.n_out, x, mine);
-      });
-      if (!known) return UINT32_MAX;
-    }
+    });
+    if (!known) return UINT32_MAX;
     const uint32_t outs = static_cast<uint32_t>(layer_out_words(d));
     if (l + 1 == n) {
       if (logits_out) *logits_out = mine;

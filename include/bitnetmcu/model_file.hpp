@@ -136,7 +136,7 @@ inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc
     const uint32_t wb = detail::get32(buf + pos + 12);
     pos += 16;
     if (d.n_in == 0 || d.n_out == 0 || d.n_in > 65536 || d.n_out > 65536) return ModelFileError::BadLayer;
-    if (d.kind == LayerKind::Cnn && (d.n_in < 8 || d.shift > 31)) return ModelFileError::BadLayer;
+    if (d.kind == LayerKind::Cnn && (d.n_in < 8 || d.n_in > 64 || d.shift > 31)) return ModelFileError::BadLayer;
     if (wb != layer_weight_bytes(d)) return ModelFileError::BadLayer;
     if (pos + wb > end) return ModelFileError::Truncated;
     d.weights = buf + pos;

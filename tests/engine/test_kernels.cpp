@@ -171,6 +171,17 @@ TEST_CASE("mul_const and mul_shift_add equal multiplication") {
   REQUIRE(mul_const<15>(-128) == -1920);
 }
 
+TEMPLATE_TEST_CASE("conv_mul equals x * decode(code)", "", Int8, FP130, Sym4, NF4, Ternary) {
+  using S = TestType;
+  std::mt19937 rng(23);
+  const unsigned ncodes = S::code_bits ? (1u << S::code_bits) : 3u;
+  for (int i = 0; i < 20000; ++i) {
+    const int32_t x = static_cast<int32_t>(rng() % 2000001) - 1000000;
+    const uint8_t c = static_cast<uint8_t>(rng() % ncodes);
+    REQUIRE(conv_mul<S>(x, c) == x * S::decode(c));
+  }
+}
+
 // ---- conv / pool / CNN block ------------------------------------------------------------------
 
 namespace {
@@ -204,7 +215,8 @@ TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC") {
     for (auto& v : image) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
     for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
     std::vector<int32_t> plane(14 * 14), got(channels * 4);
-    cnn_layer(w.data(), 16, channels, shift, image.data(), plane.data(), got.data());
+    cnn_layer<Int8>(reinterpret_cast<const uint8_t*>(w.data()), 16, channels, shift, image.data(), plane.data(),
+                    got.data());
     for (uint32_t c = 0; c < channels; ++c) {
       std::vector<int32_t> p(image.begin(), image.end());
       p = conv_spec(p, 16, &w[c * 9], static_cast<int>(shift));

@@ -1,27 +1,43 @@
 // 3x3 valid convolution, 2x2 max-pool and the channel-sequential depthwise CNN block
-// (SPEC §3, §6). Weights are int8 [channel][3][3]; they need a multiply (mul_i32), which is the
-// hardware one where the target has it.
+// (SPEC §3, §6). Conv weights are codes of a scheme S, one byte each, [channel][3][3]; for 8bit
+// (the SPEC's CNN) the byte is the int8 weight itself. 8bit and the other multi-level schemes
+// multiply (mul_i32: the hardware `mul` where the target has one, shift-and-add otherwise);
+// FP130 conv weights are a shift and a sign, so a CNN with FP130 convs needs no multiplier.
 #pragma once
 #include <stdint.h>
 
+#include "../schemes.hpp"
 #include "arith.hpp"
 
 namespace bitnetmcu {
 
+// x * decode(code) for one conv tap.
+template <class S>
+inline int32_t conv_mul(int32_t x, uint8_t code) {
+  if constexpr (S::id == SchemeId::FP130) {
+    const int32_t v = shl(x, code & 7u);
+    return (code & 8u) ? -v : v;
+  } else if constexpr (S::id == SchemeId::Int8) {
+    return mul_i32(x, static_cast<int8_t>(code));  // the software loop runs over the 8-bit weight
+  } else {
+    return mul_i32(x, S::decode(code));
+  }
+}
+
 // out[y][x] = max(0, sum_{ky,kx} w[ky][kx] * in[y+ky][x+kx]) >> shift, for a valid 3x3
 // convolution of an h x w plane. `out` (h-2) x (w-2) may alias `in`: output (y, x) is written
 // at y*(w-2)+x, at or before every input position still to be read.
-template <class T>
-inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const int8_t* k, uint32_t shift,
+template <class S, class T>
+inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const uint8_t* k, uint32_t shift,
                                int32_t* out) {
   const uint32_t oh = h - 2, ow = w - 2;
   for (uint32_t y = 0; y < oh; ++y, in += w) {  // pointers only: no index multiply on RV32EC
     for (uint32_t x = 0; x < ow; ++x) {
       const T* p = in + x;
-      const int8_t* kk = k;
+      const uint8_t* kk = k;
       int32_t s = 0;
       for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
-        for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(static_cast<int32_t>(p[kx]), kk[kx]);  // loop over the 8-bit weight on RV32EC
+        for (uint32_t kx = 0; kx < 3; ++kx) s += conv_mul<S>(static_cast<int32_t>(p[kx]), kk[kx]);
       *out++ = s < 0 ? 0 : (s >> shift);
     }
   }
@@ -46,18 +62,19 @@ inline void maxpool2x2(const int32_t* in, uint32_t h, uint32_t w, int32_t* out) 
 // conv1 (1->C) -> ReLU>>shift -> dwconv2 -> ReLU>>shift -> pool -> dwconv3 -> ReLU>>shift -> pool.
 // image: n x n int8 (n = 16); out: C * ((n-4)/2 - 2)/2 squared values, channel-major
 // (flatten order of a [C][2][2] tensor). plane: (n-2)*(n-2) int32 scratch.
-inline void cnn_channel_block(const int8_t* image, uint32_t n, uint32_t channels, const int8_t* w1,
-                              const int8_t* w2, const int8_t* w3, uint32_t shift, int32_t* plane,
+template <class S>
+inline void cnn_channel_block(const int8_t* image, uint32_t n, uint32_t channels, const uint8_t* w1,
+                              const uint8_t* w2, const uint8_t* w3, uint32_t shift, int32_t* plane,
                               int32_t* out) {
   for (uint32_t c = 0; c < channels; ++c, w1 += 9, w2 += 9, w3 += 9) {
     uint32_t s = n;
-    conv3x3_relu_shift(image, s, s, w1, shift, plane);
+    conv3x3_relu_shift<S>(image, s, s, w1, shift, plane);
     s -= 2;
-    conv3x3_relu_shift(plane, s, s, w2, shift, plane);
+    conv3x3_relu_shift<S>(plane, s, s, w2, shift, plane);
     s -= 2;
     maxpool2x2(plane, s, s, plane);
     s /= 2;
-    conv3x3_relu_shift(plane, s, s, w3, shift, plane);
+    conv3x3_relu_shift<S>(plane, s, s, w3, shift, plane);
     s -= 2;
     maxpool2x2(plane, s, s, plane);
     s /= 2;
