@@ -171,22 +171,11 @@ TEST_CASE("mul_const and mul_shift_add equal multiplication") {
   REQUIRE(mul_const<15>(-128) == -1920);
 }
 
-TEMPLATE_TEST_CASE("conv_mul equals x * decode(code)", "", Int8, FP130, Sym4, NF4, Ternary) {
-  using S = TestType;
-  std::mt19937 rng(23);
-  const unsigned ncodes = S::code_bits ? (1u << S::code_bits) : 3u;
-  for (int i = 0; i < 20000; ++i) {
-    const int32_t x = static_cast<int32_t>(rng() % 2000001) - 1000000;
-    const uint8_t c = static_cast<uint8_t>(rng() % ncodes);
-    REQUIRE(conv_mul<S>(x, c) == x * S::decode(c));
-  }
-}
-
 // ---- conv / pool / CNN block ------------------------------------------------------------------
 
 namespace {
 // Plain 3x3 valid conv + ReLU + shift, separate output buffer.
-std::vector<int32_t> conv_spec(const std::vector<int32_t>& in, int n, const int8_t* k, int shift) {
+std::vector<int32_t> conv_spec(const std::vector<int32_t>& in, int n, const int32_t* k, int shift) {
   std::vector<int32_t> out((n - 2) * (n - 2));
   for (int y = 0; y < n - 2; ++y)
     for (int x = 0; x < n - 2; ++x) {
@@ -207,16 +196,23 @@ std::vector<int32_t> pool_spec(const std::vector<int32_t>& in, int n) {
 }
 }  // namespace
 
-TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC") {
+TEMPLATE_TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC", "", Int8, FP130) {
+  using S = TestType;
   std::mt19937 rng(11);
   for (int trial = 0; trial < 60; ++trial) {
     const uint32_t channels = 1 + rng() % 12, shift = 3 + rng() % 3;
-    std::vector<int8_t> image(256), w(27 * channels);
+    std::vector<int8_t> image(256);
+    std::vector<uint8_t> codes(27 * channels);
+    std::vector<int32_t> w(27 * channels);
     for (auto& v : image) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-    for (auto& v : w) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (size_t i = 0; i < codes.size(); ++i) {
+      codes[i] = static_cast<uint8_t>(rng() % (S::id == SchemeId::Int8 ? 256 : 16));
+      // the weight value, from SPEC §4/§5 directly: int8 byte, or +-2^e for [sign | e]
+      w[i] = S::id == SchemeId::Int8 ? static_cast<int8_t>(codes[i])
+                                     : ((codes[i] & 8) ? -1 : 1) * (1 << (codes[i] & 7));
+    }
     std::vector<int32_t> plane(14 * 14), got(channels * 4);
-    cnn_layer<Int8>(reinterpret_cast<const uint8_t*>(w.data()), 16, channels, shift, image.data(), plane.data(),
-                    got.data());
+    cnn_layer<S>(codes.data(), 16, channels, shift, image.data(), plane.data(), got.data());
     for (uint32_t c = 0; c < channels; ++c) {
       std::vector<int32_t> p(image.begin(), image.end());
       p = conv_spec(p, 16, &w[c * 9], static_cast<int>(shift));

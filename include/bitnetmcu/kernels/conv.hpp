@@ -11,17 +11,14 @@
 
 namespace bitnetmcu {
 
-// x * decode(code) for one conv tap.
-template <class S>
-inline int32_t conv_mul(int32_t x, uint8_t code) {
-  if constexpr (S::id == SchemeId::FP130) {
-    const int32_t v = shl(x, code & 7u);
-    return (code & 8u) ? -v : v;
-  } else if constexpr (S::id == SchemeId::Int8) {
-    return mul_i32(x, static_cast<int8_t>(code));  // the software loop runs over the 8-bit weight
-  } else {
-    return mul_i32(x, S::decode(code));
-  }
+// row[x] +-= p[x] << e over [row, end). Out of line so that on RV32E all its values stay in
+// registers (inlined into the conv, GCC spills e to the stack: 11 instead of 8 per tap).
+template <class T, bool Negative>
+__attribute__((noinline)) void add_shifted_row(int32_t* row, int32_t* end, const T* p, uint32_t e) {
+  do {
+    const int32_t v = shl(static_cast<int32_t>(*p++), e);
+    *row = Negative ? *row - v : *row + v;
+  } while (++row != end);
 }
 
 // out[y][x] = max(0, sum_{ky,kx} w[ky][kx] * in[y+ky][x+kx]) >> shift, for a valid 3x3
@@ -31,14 +28,37 @@ template <class S, class T>
 inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const uint8_t* k, uint32_t shift,
                                int32_t* out) {
   const uint32_t oh = h - 2, ow = w - 2;
-  for (uint32_t y = 0; y < oh; ++y, in += w) {  // pointers only: no index multiply on RV32EC
-    for (uint32_t x = 0; x < ow; ++x) {
-      const T* p = in + x;
+  if constexpr (S::id == SchemeId::FP130) {
+    // Shift-only weights: tap-major over one output row at a time. Each tap's shift and sign
+    // stay in registers for a whole row, so a tap costs a load, a shift, an add and a store.
+    // The row is written over input row y, which no later output row reads.
+    int32_t row[62];  // ow <= 62 (Side <= 64)
+    for (uint32_t y = 0; y < oh; ++y, in += w) {
+      for (uint32_t x = 0; x < ow; ++x) row[x] = 0;
+      const T* tap_row = in;
       const uint8_t* kk = k;
-      int32_t s = 0;
-      for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
-        for (uint32_t kx = 0; kx < 3; ++kx) s += conv_mul<S>(static_cast<int32_t>(p[kx]), kk[kx]);
-      *out++ = s < 0 ? 0 : (s >> shift);
+      for (uint32_t ky = 0; ky < 3; ++ky, tap_row += w) {
+        for (uint32_t kx = 0; kx < 3; ++kx, ++kk) {
+          if (*kk & 8u)
+            add_shifted_row<T, true>(row, row + ow, tap_row + kx, *kk & 7u);
+          else
+            add_shifted_row<T, false>(row, row + ow, tap_row + kx, *kk & 7u);
+        }
+      }
+      for (uint32_t x = 0; x < ow; ++x) *out++ = row[x] < 0 ? 0 : (row[x] >> shift);
+    }
+  } else {
+    int32_t kw[9];  // decoded once per plane
+    for (uint32_t i = 0; i < 9; ++i) kw[i] = S::decode(k[i]);
+    for (uint32_t y = 0; y < oh; ++y, in += w) {  // pointers only: no index multiply on RV32EC
+      for (uint32_t x = 0; x < ow; ++x) {
+        const T* p = in + x;
+        const int32_t* kk = kw;
+        int32_t s = 0;
+        for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
+          for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(static_cast<int32_t>(p[kx]), kk[kx]);
+        *out++ = s < 0 ? 0 : (s >> shift);
+      }
     }
   }
 }
