@@ -62,38 +62,55 @@ inline void column_table(const uint32_t* col, uint32_t n_out, int32_t a, int32_t
   if (o < n_out) add_word_codes_partial<S::code_bits>(*col, t, acc + o, n_out - o);
 }
 
-// Two inputs at once: each accumulator is loaded and stored once per pair of nonzero inputs,
-// which on RV32EC saves 1.5 of the ~8.5 instructions per weight.
-template <unsigned Bits, unsigned J = 0>
-inline void add_word_codes2(uint32_t w1, uint32_t w2, const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  acc[J] += t1[w1 >> (32 - Bits)] + t2[w2 >> (32 - Bits)];
-  if constexpr (J + 1 < 32 / Bits) add_word_codes2<Bits, J + 1>(w1 << Bits, w2 << Bits, t1, t2, acc);
+// Four nonzero inputs per pass: each accumulator is loaded and stored once per four weights,
+// and the per-input overhead (call, tables) is paid once per group. A short group is padded
+// with inputs of value 0 (their tables are all zero), so only this one unrolled body exists.
+constexpr uint32_t kGroup = 4;
+
+// Byte offset (code * 4) of code J of a word, most significant code first: one shift and one
+// mask, so that with the table base in a register a lookup is srl, and, add, lw.
+template <unsigned Bits, unsigned J>
+constexpr uint32_t code_offset(uint32_t w) {
+  constexpr int shift = 30 - static_cast<int>(Bits * (J + 1));
+  constexpr uint32_t mask = ((1u << Bits) - 1u) << 2;
+  if constexpr (shift >= 0)
+    return (w >> shift) & mask;
+  else
+    return (w << -shift) & mask;
+}
+template <uint32_t TableBytes>
+inline int32_t lookup(const int32_t* t, uint32_t offset) {
+  return *reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
 }
 
-// Kept out of line so the compiler sees the tables as plain pointers in registers: inlined,
-// GCC re-derives each stack-table address per lookup (5 instructions instead of 4 on RV32EC).
+template <unsigned Bits, unsigned J = 0>
+inline void add_group_word(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* t, int32_t* acc) {
+  constexpr uint32_t tb = 4u << Bits;  // bytes per table
+  acc[J] += lookup<0>(t, code_offset<Bits, J>(w0)) + lookup<tb>(t, code_offset<Bits, J>(w1)) +
+            lookup<2 * tb>(t, code_offset<Bits, J>(w2)) + lookup<3 * tb>(t, code_offset<Bits, J>(w3));
+  if constexpr (J + 1 < 32 / Bits) add_group_word<Bits, J + 1>(w0, w1, w2, w3, t, acc);
+}
+
+// Out of line so that on RV32E (12 usable registers) the loop's values all stay in registers.
 template <unsigned Bits>
-__attribute__((noinline)) void add_words2(const uint32_t* c1, const uint32_t* c2, uint32_t n_words,
-                                          const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  for (uint32_t k = 0; k < n_words; ++k, acc += 32 / Bits) add_word_codes2<Bits>(c1[k], c2[k], t1, t2, acc);
+__attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const int32_t* t,
+                                               int32_t* acc) {
+  const uint32_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
+  for (uint32_t k = 0; k < n_words; ++k, acc += 32 / Bits)
+    add_group_word<Bits>(c0[k], c1[k], c2[k], c3[k], t, acc);
 }
 
 template <class S>
-inline void column_table2(const uint32_t* c1, const uint32_t* c2, uint32_t n_out, int32_t a1, int32_t a2,
-                          int32_t* acc) {
-  int32_t t1[1u << S::code_bits], t2[1u << S::code_bits];
-  fill_table<S>(a1, t1);
-  fill_table<S>(a2, t2);
+inline void column_group(const uint32_t* const* cols, const int32_t* a, uint32_t n_out, int32_t* acc) {
+  constexpr uint32_t n = 1u << S::code_bits;
+  int32_t t[kGroup * n];
+  for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
   constexpr uint32_t cpw = S::codes_per_word;
-  const uint32_t full = n_out / cpw;
-  add_words2<S::code_bits>(c1, c2, full, t1, t2, acc);
-  const uint32_t o = full * cpw;
-  c1 += full;
-  c2 += full;
-  if (o < n_out) {
-    add_word_codes_partial<S::code_bits>(*c1, t1, acc + o, n_out - o);
-    add_word_codes_partial<S::code_bits>(*c2, t2, acc + o, n_out - o);
-  }
+  const uint32_t full = n_out / cpw, o = full * cpw;
+  add_group_words<S::code_bits>(cols, full, t, acc);
+  if (o < n_out)
+    for (uint32_t k = 0; k < kGroup; ++k)
+      if (a[k]) add_word_codes_partial<S::code_bits>(cols[k][full], t + k * n, acc + o, n_out - o);
 }
 
 inline void column_ternary(const uint16_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
@@ -178,30 +195,49 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
            int32_t x_offset, int32_t* acc) {
   for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
   const uint32_t wpc = static_cast<uint32_t>(column_words<S>(n_out));
-  // Nonzero inputs are taken in pairs (8bit: one at a time, it multiplies anyway).
-  const typename S::word_t* pending = nullptr;
-  int32_t pending_a = 0;
-  for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
-    const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
-    if (a == 0) continue;
-    if constexpr (S::id == SchemeId::Int8) {
-      detail::column_int8(cols, n_out, a, acc);
-    } else if (!pending) {
-      pending = cols;
-      pending_a = a;
-    } else {
-      if constexpr (S::id == SchemeId::Ternary)
-        detail::column_ternary2(pending, cols, n_out, pending_a, a, acc);
-      else
-        detail::column_table2<S>(pending, cols, n_out, pending_a, a, acc);
-      pending = nullptr;
+  if constexpr (S::id == SchemeId::Int8) {
+    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
+      const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
+      if (a) detail::column_int8(cols, n_out, a, acc);
     }
-  }
-  if (pending) {
-    if constexpr (S::id == SchemeId::Ternary)
-      detail::column_ternary(pending, n_out, pending_a, acc);
-    else if constexpr (S::id != SchemeId::Int8)
-      detail::column_table<S>(pending, n_out, pending_a, acc);
+  } else if constexpr (S::id == SchemeId::Ternary) {
+    // Nonzero inputs in pairs.
+    const uint16_t* pending = nullptr;
+    int32_t pending_a = 0;
+    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
+      const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
+      if (a == 0) continue;
+      if (!pending) {
+        pending = cols;
+        pending_a = a;
+      } else {
+        detail::column_ternary2(pending, cols, n_out, pending_a, a, acc);
+        pending = nullptr;
+      }
+    }
+    if (pending) detail::column_ternary(pending, n_out, pending_a, acc);
+  } else {
+    // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
+    const uint32_t* group[detail::kGroup];
+    int32_t group_a[detail::kGroup];
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
+      const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
+      if (a == 0) continue;
+      group[k] = cols;
+      group_a[k] = a;
+      if (++k == detail::kGroup) {
+        detail::column_group<S>(group, group_a, n_out, acc);
+        k = 0;
+      }
+    }
+    if (k) {
+      for (uint32_t j = k; j < detail::kGroup; ++j) {
+        group[j] = group[0];
+        group_a[j] = 0;
+      }
+      detail::column_group<S>(group, group_a, n_out, acc);
+    }
   }
 }
 
