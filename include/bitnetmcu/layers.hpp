@@ -11,6 +11,19 @@
 
 namespace bitnetmcu {
 
+// acc[o] += m * v[o], multiplication-free: one pass over the outputs per set bit of |m|
+// (|m| <= 128: at most 8 passes, 3 for a typical MNIST background).
+inline void add_multiple(int32_t* acc, const int32_t* v, uint32_t n, int32_t m) {
+  uint32_t bits = static_cast<uint32_t>(m < 0 ? -m : m);
+  for (uint32_t shift = 0; bits; ++shift, bits >>= 1) {
+    if (!(bits & 1u)) continue;
+    if (m < 0)
+      for (uint32_t o = 0; o < n; ++o) acc[o] -= shl(v[o], shift);
+    else
+      for (uint32_t o = 0; o < n; ++o) acc[o] += shl(v[o], shift);
+  }
+}
+
 // Dense layer on int8 inputs. With `rowsum` (sum_i decode(W[o][i]), stored by the exporter),
 // the layer subtracts the image background x[0] from every input so that background pixels
 // are skipped like zeros, and adds x[0] * rowsum[o] back: acc is unchanged, exactly.
@@ -19,8 +32,7 @@ inline void dense_layer(const typename S::word_t* w, const int32_t* rowsum, uint
                         const int8_t* x, int32_t* acc) {
   const int32_t offset = rowsum ? x[0] : 0;
   dense<S>(w, n_in, n_out, x, offset, acc);
-  if (offset)
-    for (uint32_t o = 0; o < n_out; ++o) acc[o] += mul_shift_add(rowsum[o], offset);
+  if (offset) add_multiple(acc, rowsum, n_out, offset);
 }
 
 // Conv weights of the CNN block: codes of scheme S, one byte each, [3][channels][3][3]

@@ -1,7 +1,14 @@
-// Flash layout of dense weights used by the fast kernels: column-major, each input's column
-// of n_out codes packed exactly like a row (SPEC §5 traits), so an input-stationary kernel
-// reads one word per (input, group of codes_per_word outputs). Same codes, same traits as the
-// row-major interchange layout; only the order differs.
+// Flash layout of dense weights used by the fast kernels. Same codes and traits as the
+// row-major interchange layout (SPEC §5); only the order differs:
+//
+//   full part: column-major; input i's first full*cpw output codes packed like a row into
+//              `full` words, so an input-stationary kernel reads one word per (input, group of
+//              codes_per_word outputs);
+//   tail part: the remaining r = n_out % cpw codes of every column, one column after another,
+//              packed as one stream of n_in * r codes.
+//
+// No word holds padding but the very last one, so the layout is as compact as the row-major
+// one (a 64 -> 10 4-bit layer takes 320 bytes, not the 512 of one padded word pair per input).
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
@@ -10,30 +17,51 @@
 
 namespace bitnetmcu {
 
+struct ColumnShape {
+  size_t full;  // whole words per column
+  size_t tail;  // codes per column in the tail stream
+};
 template <class S>
-constexpr size_t column_words(size_t n_out) { return S::words_for(n_out); }
+constexpr ColumnShape column_shape(size_t n_out) {
+  return {n_out / S::codes_per_word, n_out % S::codes_per_word};
+}
 
 template <class S>
-constexpr size_t dense_weight_words(size_t n_in, size_t n_out) { return n_in * column_words<S>(n_out); }
+constexpr size_t dense_weight_words(size_t n_in, size_t n_out) {
+  const ColumnShape c = column_shape<S>(n_out);
+  return n_in * c.full + S::words_for(n_in * c.tail);
+}
 
 // codes: row-major [n_out][n_in]; out: dense_weight_words<S>(n_in, n_out) words.
 // scratch: n_out bytes to gather one column.
 template <class S>
 constexpr void pack_columns(const uint8_t* codes, size_t n_out, size_t n_in, uint8_t* scratch,
                             typename S::word_t* out) {
-  const size_t wpc = column_words<S>(n_out);
+  const ColumnShape c = column_shape<S>(n_out);
+  typename S::word_t* tail_out = out + n_in * c.full;
+  uint8_t pending[S::codes_per_word] = {};  // tail codes not yet packed into a word
+  size_t n_pending = 0;
   for (size_t i = 0; i < n_in; ++i) {
     for (size_t o = 0; o < n_out; ++o) scratch[o] = codes[o * n_in + i];
-    pack_row<S>(scratch, n_out, out + i * wpc);
+    if (c.full) pack_row<S>(scratch, c.full * S::codes_per_word, out + i * c.full);
+    for (size_t j = 0; j < c.tail; ++j) {
+      pending[n_pending++] = scratch[c.full * S::codes_per_word + j];
+      if (n_pending == S::codes_per_word) tail_out += pack_row<S>(pending, n_pending, tail_out), n_pending = 0;
+    }
   }
+  if (n_pending) pack_row<S>(pending, n_pending, tail_out);
 }
 
 // Inverse of pack_columns: back to row-major codes.
 template <class S>
 constexpr void unpack_columns(const typename S::word_t* words, size_t n_out, size_t n_in, uint8_t* codes) {
-  const size_t wpc = column_words<S>(n_out);
-  for (size_t i = 0; i < n_in; ++i)
-    for (size_t o = 0; o < n_out; ++o) codes[o * n_in + i] = S::code_at(words + i * wpc, o);
+  const ColumnShape c = column_shape<S>(n_out);
+  const typename S::word_t* tails = words + n_in * c.full;
+  for (size_t i = 0; i < n_in; ++i) {
+    for (size_t o = 0; o < c.full * S::codes_per_word; ++o) codes[o * n_in + i] = S::code_at(words + i * c.full, o);
+    for (size_t j = 0; j < c.tail; ++j)
+      codes[(c.full * S::codes_per_word + j) * n_in + i] = S::code_at(tails, i * c.tail + j);
+  }
 }
 
 }  // namespace bitnetmcu

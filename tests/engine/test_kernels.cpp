@@ -87,16 +87,36 @@ TEMPLATE_TEST_CASE("dense_layer's background rewrite is exact", "", Binary, Tern
 TEST_CASE("8bit: the multiplier-free nibble-table path equals the multiply path") {
   std::mt19937 rng(17);
   for (int trial = 0; trial < 3000; ++trial) {
-    const uint32_t n_out = 1 + rng() % 70;
-    std::vector<uint32_t> col((n_out + 3) / 4);
+    const uint32_t n_words = 1 + rng() % 20;
+    std::vector<uint32_t> col(n_words);
     for (auto& w : col) w = static_cast<uint32_t>(rng());
     if (trial % 10 == 0) std::fill(col.begin(), col.end(), trial % 20 ? 0x80808080u : 0x7F7F7F7Fu);
     const int32_t a = trial % 13 == 0 ? -255 : static_cast<int32_t>(rng() % 511) - 255;
-    std::vector<int32_t> with_mul(n_out, 7), with_tables(n_out, 7);
-    detail::column_int8_mul(col.data(), n_out, a, with_mul.data());
-    detail::column_int8_tables(col.data(), n_out, a, with_tables.data());
+    std::vector<int32_t> with_mul(4 * n_words, 7), with_tables(4 * n_words, 7);
+    detail::column_int8_mul(col.data(), n_words, a, with_mul.data());
+    detail::column_int8_tables(col.data(), n_words, a, with_tables.data());
     REQUIRE(with_mul == with_tables);
   }
+}
+
+TEMPLATE_TEST_CASE("column layout: pack_columns/unpack_columns round trip, compact tails", "", Binary, Ternary, Sym2,
+                   Sym4, Int8, NF4) {
+  using S = TestType;
+  std::mt19937 rng(19);
+  const unsigned ncodes = S::code_bits ? (1u << S::code_bits) : 3u;
+  for (int trial = 0; trial < 300; ++trial) {
+    const uint32_t n_in = 1 + rng() % 70, n_out = 1 + rng() % 70;
+    std::vector<uint8_t> codes(size_t(n_in) * n_out), back(codes.size()), gather(n_out);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng() % ncodes);
+    std::vector<typename S::word_t> words(dense_weight_words<S>(n_in, n_out));
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), words.data());
+    unpack_columns<S>(words.data(), n_out, n_in, back.data());
+    REQUIRE(back == codes);
+    // As compact as one stream of all codes, up to per-column word alignment of the full part.
+    REQUIRE(words.size() <= S::words_for(size_t(n_in) * n_out) + 1);
+  }
+  // 64 -> 10 layer: 4-bit codes take 64 full words + 128 tail codes = 80 words (320 bytes).
+  if (S::id == SchemeId::Sym4) REQUIRE(dense_weight_words<S>(64, 10) == 80);
 }
 
 // ---- ShiftNorm ------------------------------------------------------------------------------

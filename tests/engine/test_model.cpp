@@ -144,7 +144,10 @@ TEST_CASE("compile-time sizes") {
   static_assert(dense_acc_bound(256, 15, true) == 256 * 255 * 15);
   static_assert(cnn_acc_bound(4, 128) < 0x7FFFFFFF);
   static_assert(cnn_output_side(16) == 2);
-  REQUIRE(TypedNet::weight_bytes == 256 * 3 * 4 + 24 * 4 + 24 * 2 * 2 + 16 * 2 * 4);
+  // 4bitsym 256->24: 256 columns x 3 words + 24 int32 rowsums;
+  // Ternary 24->16: 24 columns x 1 word (10 trits) + a tail of 24*6 = 144 trits = 15 uint16;
+  // NF4 16->10: 16 columns x 1 word + a tail of 16*2 = 32 codes = 4 words.
+  REQUIRE(TypedNet::weight_bytes == 256 * 3 * 4 + 24 * 4 + (24 + 15) * 2 + (16 + 4) * 4);
 }
 
 namespace {

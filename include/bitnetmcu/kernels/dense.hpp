@@ -1,12 +1,13 @@
 // Fast dense layer (SPEC §6), bit-exact with dense_ref.
 //
-// Input-stationary over the column-major layout of layout.hpp: for every input that is not
-// zero (after subtracting x_offset), build a small table of its multiples t[code] =
-// decode(code) * a with shifts and adds, then add t[code] to the accumulator of every output
-// whose code appears in that input's column words. Costs one table per nonzero input and a
-// shift, a load and an add per weight; zero inputs (half of all after ReLU, and the image
-// background when x_offset is the background value) cost nothing. No multiply for any scheme
-// but 8bit.
+// Input-stationary over the column layout of layout.hpp: for every input that is not zero
+// (after subtracting x_offset), build a small table of its multiples t[code] = decode(code) * a
+// with shifts and adds, then add t[code] to the accumulator of every output whose code appears
+// in that input's column. A weight costs a shift, a mask, a load and an add; zero inputs (half
+// of all after ReLU, and the image background when x_offset is the background value) cost
+// nothing. Nonzero inputs are processed four at a time (Ternary: two), so each accumulator is
+// loaded and stored once per four weights. No multiply for any scheme but 8bit, and none for
+// 8bit either on targets without a multiplier.
 #pragma once
 #include <stdint.h>
 
@@ -16,6 +17,8 @@
 
 namespace bitnetmcu {
 namespace detail {
+
+// ---- tables of multiples ---------------------------------------------------------------------
 
 // t[c] = decode(c) * a for every code, with constant shift-and-add chains.
 template <class S, uint8_t C = 0>
@@ -36,35 +39,20 @@ inline void fill_table(int32_t a, int32_t* t) {
       t[m] = v;
       t[half + m] = -v;
     }
+  } else if constexpr (S::id == SchemeId::FP130) {
+    int32_t v = a;  // [sign | e] -> +-(a << e)
+#pragma GCC unroll 8
+    for (uint32_t e = 0; e < 8; ++e, v += v) {
+      t[e] = v;
+      t[8 + e] = -v;
+    }
   } else {
     fill_table_generic<S>(a, t);
   }
 }
 
-// One full word of Bits-wide codes, unrolled: the next code is always the top Bits bits.
-template <unsigned Bits, unsigned J = 0>
-inline void add_word_codes(uint32_t w, const int32_t* t, int32_t* acc) {
-  acc[J] += t[w >> (32 - Bits)];
-  if constexpr (J + 1 < 32 / Bits) add_word_codes<Bits, J + 1>(w << Bits, t, acc);
-}
-template <unsigned Bits>
-inline void add_word_codes_partial(uint32_t w, const int32_t* t, int32_t* acc, uint32_t count) {
-  for (uint32_t j = 0; j < count; ++j, w <<= Bits) acc[j] += t[w >> (32 - Bits)];
-}
+// ---- 1/2/4-bit codes: groups of four inputs ---------------------------------------------------
 
-template <class S>
-inline void column_table(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
-  int32_t t[1u << S::code_bits];
-  fill_table<S>(a, t);
-  constexpr uint32_t cpw = S::codes_per_word;
-  uint32_t o = 0;
-  for (; o + cpw <= n_out; o += cpw) add_word_codes<S::code_bits>(*col++, t, acc + o);
-  if (o < n_out) add_word_codes_partial<S::code_bits>(*col, t, acc + o, n_out - o);
-}
-
-// Four nonzero inputs per pass: each accumulator is loaded and stored once per four weights,
-// and the per-input overhead (call, tables) is paid once per group. A short group is padded
-// with inputs of value 0 (their tables are all zero), so only this one unrolled body exists.
 constexpr uint32_t kGroup = 4;
 
 // Byte offset (code * 4) of code J of a word, most significant code first: one shift and one
@@ -83,6 +71,7 @@ inline int32_t lookup(const int32_t* t, uint32_t offset) {
   return *reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
 }
 
+// One word of each of the four columns, unrolled over the word's codes.
 template <unsigned Bits, unsigned J = 0>
 inline void add_group_word(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* t, int32_t* acc) {
   constexpr uint32_t tb = 4u << Bits;  // bytes per table
@@ -91,7 +80,8 @@ inline void add_group_word(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, c
   if constexpr (J + 1 < 32 / Bits) add_group_word<Bits, J + 1>(w0, w1, w2, w3, t, acc);
 }
 
-// Out of line so that on RV32E (12 usable registers) the loop's values all stay in registers.
+// Out of line so that on RV32E (12 usable registers) the loop's values stay in registers and
+// the tables are addressed from one base register.
 template <unsigned Bits>
 __attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const int32_t* t,
                                                int32_t* acc) {
@@ -100,29 +90,91 @@ __attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint
     add_group_word<Bits>(c0[k], c1[k], c2[k], c3[k], t, acc);
 }
 
+// Adds t[code] for `count` codes of a bit-packed stream starting at code `pos`.
+template <unsigned Bits>
+inline void add_stream_codes(const uint32_t* words, uint32_t pos, uint32_t count, const int32_t* t, int32_t* acc) {
+  constexpr unsigned log2_cpw = Bits == 1 ? 5 : (Bits == 2 ? 4 : (Bits == 4 ? 3 : 2));
+  constexpr uint32_t cpw = 1u << log2_cpw;
+  words += pos >> log2_cpw;
+  uint32_t slot = pos & (cpw - 1);
+  uint32_t w = *words++ << (slot * Bits);  // Bits is a power of two: a shift
+  for (uint32_t j = 0; j < count; ++j, ++slot, w <<= Bits) {
+    if (slot == cpw) w = *words++, slot = 0;
+    acc[j] += t[w >> (32 - Bits)];
+  }
+}
+
+// Finds the next kGroup nonzero inputs. A leaf function of its own: RV32E keeps only two
+// registers across calls, so a scan loop sharing a function with the group kernel's call
+// spills its pointers (20 instead of 7 instructions per skipped input).
+struct GroupScan {
+  const int8_t* x;
+  const int8_t* end;
+  int32_t offset;
+  const uint32_t* cols;  // column of *x
+  uint32_t full;         // words per column
+  uint32_t pos;          // tail-stream position of *x
+  uint32_t tail;         // tail codes per column
+  const uint32_t* cols_k[kGroup];
+  int32_t a_k[kGroup];
+  uint32_t pos_k[kGroup];
+};
+// Without a tail (n_out a multiple of codes_per_word, the usual case) the loop does not track
+// tail positions: RV32E has too few registers for both.
+template <bool HasTail>
+__attribute__((noinline)) uint32_t scan_group(GroupScan& s) {
+  const int8_t* x = s.x;
+  const int8_t* const end = s.end;
+  const int32_t offset = s.offset;
+  const uint32_t full = s.full, tail = s.tail;  // locals: the stores below may alias `s`
+  const uint32_t* cols = s.cols;
+  uint32_t pos = s.pos, k = 0;
+  for (; x != end; ++x, cols += full) {
+    const int32_t a = static_cast<int32_t>(*x) - offset;
+    if (a) {
+      s.cols_k[k] = cols, s.a_k[k] = a, s.pos_k[k] = pos;
+      if (++k == kGroup) {
+        ++x, cols += full;
+        if constexpr (HasTail) pos += tail;
+        break;
+      }
+    }
+    if constexpr (HasTail) pos += tail;
+  }
+  s.x = x, s.cols = cols, s.pos = pos;
+  return k;
+}
+
+// A group: cols[k] = the full words of input k's column, a[k] its value (0 pads a short group),
+// tail_pos[k] the index of its first code in the tail stream.
 template <class S>
-inline void column_group(const uint32_t* const* cols, const int32_t* a, uint32_t n_out, int32_t* acc) {
+inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* tail_pos, ColumnShape shape,
+                         const uint32_t* tails, int32_t* acc) {
   constexpr uint32_t n = 1u << S::code_bits;
   int32_t t[kGroup * n];
   for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
-  constexpr uint32_t cpw = S::codes_per_word;
-  const uint32_t full = n_out / cpw, o = full * cpw;
-  add_group_words<S::code_bits>(cols, full, t, acc);
-  if (o < n_out)
+  add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
+  if (shape.tail) {
+    constexpr unsigned log2_cpw = S::code_bits == 1 ? 5 : (S::code_bits == 2 ? 4 : 3);
+    int32_t* tail_acc = acc + (shape.full << log2_cpw);
     for (uint32_t k = 0; k < kGroup; ++k)
-      if (a[k]) add_word_codes_partial<S::code_bits>(cols[k][full], t + k * n, acc + o, n_out - o);
+      if (a[k]) add_stream_codes<S::code_bits>(tails, tail_pos[k], static_cast<uint32_t>(shape.tail), t + k * n, tail_acc);
+  }
 }
 
-inline void column_ternary(const uint16_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
-  const int32_t t[3] = {a, -a, 0};
-  for (uint32_t o = 0; o < n_out; o += 10) {
-    uint32_t x = *col++;
-    const uint32_t end = n_out - o < 10 ? n_out - o : 10;
-    for (uint32_t j = 0; j < end; ++j) {
-      x += x << 1;  // x *= 3: the integer part (bits 17..16) is the next trit
-      acc[o + j] += t[x >> 16];
-      x &= 0xFFFFu;
-    }
+// ---- Ternary: pairs of inputs ---------------------------------------------------------------
+
+// Adds t[trit] for `count` trits starting at trit `start` of words[0], continuing into the next
+// words. x *= 3 (as x + 2x) moves the next trit into bits 17..16 (SPEC §5).
+inline void add_trits(const uint16_t* words, uint32_t start, uint32_t count, const int32_t* t, int32_t* acc) {
+  uint32_t x = *words++;
+  uint32_t slot = 0;
+  for (; slot < start; ++slot) x = (x + (x << 1)) & 0xFFFFu;
+  for (uint32_t j = 0; j < count; ++j, ++slot) {
+    if (slot == 10) x = *words++, slot = 0;
+    x += x << 1;
+    acc[j] += t[x >> 16];
+    x &= 0xFFFFu;
   }
 }
 
@@ -139,32 +191,47 @@ inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const 
   for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trits2(c1[k], c2[k], t1, t2, acc);
 }
 
-inline void column_ternary2(const uint16_t* c1, const uint16_t* c2, uint32_t n_out, int32_t a1, int32_t a2,
-                            int32_t* acc) {
+// Position of a column's first code in the Ternary tail stream, kept without division.
+struct TritCursor {
+  uint32_t word = 0, trit = 0;
+  void advance(uint32_t n) {  // n < 10
+    trit += n;
+    if (trit >= 10) trit -= 10, ++word;
+  }
+};
+
+// Pairs: c2 == nullptr means a single input.
+inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, int32_t a2, TritCursor p1,
+                           TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
   const int32_t t1[3] = {a1, -a1, 0}, t2[3] = {a2, -a2, 0};
-  uint32_t full = 0, o = 0;
-  while (o + 10 <= n_out) ++full, o += 10;  // n_out / 10 without a divide
-  add_trit_words2(c1, c2, full, t1, t2, acc);
-  if (o < n_out) {
-    column_ternary(c1 + full, n_out - o, a1, acc + o);
-    column_ternary(c2 + full, n_out - o, a2, acc + o);
+  const uint32_t full = static_cast<uint32_t>(shape.full);
+  if (c2) {
+    add_trit_words2(c1, c2, full, t1, t2, acc);
+  } else {
+    int32_t* o = acc;
+    for (uint32_t k = 0; k < full; ++k, o += 10) add_trits(c1 + k, 0, 10, t1, o);
+  }
+  if (shape.tail) {
+    int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
+    add_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
+    if (c2) add_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
   }
 }
 
-// 8bit with a multiplier.
-inline void column_int8_mul(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
-  for (uint32_t o = 0; o < n_out; o += 4) {
+// ---- 8bit ---------------------------------------------------------------------------------------
+
+// With a multiplier.
+inline void column_int8_mul(const uint32_t* col, uint32_t n_words, int32_t a, int32_t* acc) {
+  for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w = *col++;
-    const uint32_t end = n_out - o < 4 ? n_out - o : 4;
-    for (uint32_t j = 0; j < end; ++j, w <<= 8) acc[o + j] += mul_i32(a, static_cast<int32_t>(w) >> 24);
+    for (uint32_t j = 0; j < 4; ++j, w <<= 8) *acc++ += mul_i32(a, static_cast<int32_t>(w) >> 24);
   }
 }
 
-// 8bit without one: w*a = hi(w)*16a + lo(w)*a, hi signed and lo unsigned nibble, from two
-// 16-entry tables built by addition (~12 instructions per weight instead of a ~40-instruction
-// software multiply on RV32EC).
-inline void column_int8_tables(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
-  int32_t lo[16], hi[16];
+// Without one: w*a = hi(w)*16a + lo(w)*a, hi signed and lo unsigned nibble, from two 16-entry
+// tables built by addition (~12 instructions per weight instead of a ~40-instruction software
+// multiply on RV32EC).
+inline void int8_tables(int32_t a, int32_t* lo, int32_t* hi) {
   int32_t v = 0;
   for (uint32_t k = 0; k < 16; ++k, v += a) lo[k] = v;
   const int32_t minus_128a = -shl(a, 7);
@@ -172,71 +239,76 @@ inline void column_int8_tables(const uint32_t* col, uint32_t n_out, int32_t a, i
     hi[k] = shl(lo[k], 4);
     hi[k + 8] = hi[k] + minus_128a;  // (k - 8) * 16a
   }
-  for (uint32_t o = 0; o < n_out; o += 4) {
+}
+inline void column_int8_tables(const uint32_t* col, uint32_t n_words, int32_t a, int32_t* acc) {
+  int32_t lo[16], hi[16];
+  int8_tables(a, lo, hi);
+  for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w = *col++;
-    const uint32_t end = n_out - o < 4 ? n_out - o : 4;
-    for (uint32_t j = 0; j < end; ++j, w <<= 8) acc[o + j] += hi[w >> 28] + lo[(w >> 24) & 15u];
+    for (uint32_t j = 0; j < 4; ++j, w <<= 8) *acc++ += hi[w >> 28] + lo[(w >> 24) & 15u];
   }
 }
 
-inline void column_int8(const uint32_t* col, uint32_t n_out, int32_t a, int32_t* acc) {
+inline int32_t mul_int8_code(int32_t a, uint8_t code) {
 #if defined(__riscv) && !defined(__riscv_mul)
-  column_int8_tables(col, n_out, a, acc);
+  return mul_shift_add(a, static_cast<int8_t>(code));
 #else
-  column_int8_mul(col, n_out, a, acc);
+  return a * static_cast<int8_t>(code);
 #endif
+}
+
+inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* tails, uint32_t tail_pos, int32_t a,
+                        int32_t* acc) {
+  const uint32_t full = static_cast<uint32_t>(shape.full);
+#if defined(__riscv) && !defined(__riscv_mul)
+  column_int8_tables(col, full, a, acc);
+#else
+  column_int8_mul(col, full, a, acc);
+#endif
+  int32_t* tail_acc = acc + (full << 2);
+  for (uint32_t j = 0; j < shape.tail; ++j) tail_acc[j] += mul_int8_code(a, Int8::code_at(tails, tail_pos + j));
 }
 
 }  // namespace detail
 
 // acc[o] = sum_i decode(W[o][i]) * (x[i] - x_offset); weights in pack_columns<S> layout.
 template <class S>
-void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const int8_t* x,
-           int32_t x_offset, int32_t* acc) {
+void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const int8_t* x, int32_t x_offset,
+           int32_t* acc) {
   for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
-  const uint32_t wpc = static_cast<uint32_t>(column_words<S>(n_out));
+  const ColumnShape shape = column_shape<S>(n_out);
+  const uint32_t full = static_cast<uint32_t>(shape.full), tail = static_cast<uint32_t>(shape.tail);
+  const typename S::word_t* tails = cols + mul_shift_add(static_cast<int32_t>(n_in), static_cast<int32_t>(full));
+
   if constexpr (S::id == SchemeId::Int8) {
-    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
+    for (uint32_t i = 0, pos = 0; i < n_in; ++i, cols += full, pos += tail) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
-      if (a) detail::column_int8(cols, n_out, a, acc);
+      if (a) detail::column_int8(cols, shape, tails, pos, a, acc);
     }
   } else if constexpr (S::id == SchemeId::Ternary) {
-    // Nonzero inputs in pairs.
     const uint16_t* pending = nullptr;
     int32_t pending_a = 0;
-    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
+    detail::TritCursor pos, pending_pos;
+    for (uint32_t i = 0; i < n_in; ++i, cols += full, pos.advance(tail)) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
       if (a == 0) continue;
       if (!pending) {
-        pending = cols;
-        pending_a = a;
+        pending = cols, pending_a = a, pending_pos = pos;
       } else {
-        detail::column_ternary2(pending, cols, n_out, pending_a, a, acc);
+        detail::column_ternary(pending, cols, pending_a, a, pending_pos, pos, shape, tails, acc);
         pending = nullptr;
       }
     }
-    if (pending) detail::column_ternary(pending, n_out, pending_a, acc);
+    if (pending) detail::column_ternary(pending, nullptr, pending_a, 0, pending_pos, pending_pos, shape, tails, acc);
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
-    const uint32_t* group[detail::kGroup];
-    int32_t group_a[detail::kGroup];
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < n_in; ++i, cols += wpc) {
-      const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
-      if (a == 0) continue;
-      group[k] = cols;
-      group_a[k] = a;
-      if (++k == detail::kGroup) {
-        detail::column_group<S>(group, group_a, n_out, acc);
-        k = 0;
-      }
-    }
-    if (k) {
-      for (uint32_t j = k; j < detail::kGroup; ++j) {
-        group[j] = group[0];
-        group_a[j] = 0;
-      }
-      detail::column_group<S>(group, group_a, n_out, acc);
+    detail::GroupScan scan{x, x + n_in, x_offset, cols, full, 0, tail, {}, {}, {}};
+    for (;;) {
+      const uint32_t k = tail ? detail::scan_group<true>(scan) : detail::scan_group<false>(scan);
+      if (k == 0) break;
+      for (uint32_t j = k; j < detail::kGroup; ++j) scan.cols_k[j] = scan.cols_k[0], scan.a_k[j] = 0, scan.pos_k[j] = 0;
+      detail::column_group<S>(scan.cols_k, scan.a_k, scan.pos_k, shape, tails, acc);
+      if (k < detail::kGroup) break;
     }
   }
 }
