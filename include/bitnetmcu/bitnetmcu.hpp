@@ -11,3 +11,4 @@
 #include "schemes.hpp"
 #include "targets.hpp"
 #include "model_file.hpp"
+#include "preprocess.hpp"

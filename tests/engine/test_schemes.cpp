@@ -157,3 +157,33 @@ TEST_CASE("padding without a zero code adds nothing when the padded activations 
   REQUIRE(acc8 == acc5);
   REQUIRE(acc5 == 3 - 3 + 5 - 5 + 7);
 }
+
+TEST_CASE("preprocess: resize weights of 28 -> 16, worked by hand from PIL's triangle filter") {
+  std::vector<float> r(16 * 28);
+  resize_weights(28, 16, r.data());
+  // Output 0: centre 0.875, support 1.75, taps 0..2 with 1-|i-0.375|/1.75 = 11/14, 9/14, 1/14 over 3/2.
+  REQUIRE(r[0] == Approx(11.0 / 21).margin(1e-6));
+  REQUIRE(r[1] == Approx(9.0 / 21).margin(1e-6));
+  REQUIRE(r[2] == Approx(1.0 / 21).margin(1e-6));
+  REQUIRE(r[3] == 0.0f);
+  for (int o = 0; o < 16; ++o) {
+    double sum = 0;
+    for (int i = 0; i < 28; ++i) sum += r[o * 28 + i];
+    REQUIRE(sum == Approx(1.0).margin(1e-6));
+  }
+  // Symmetry: output 15 mirrors output 0.
+  for (int i = 0; i < 28; ++i) REQUIRE(r[15 * 28 + i] == Approx(r[27 - i]).margin(1e-6));
+}
+
+TEST_CASE("preprocess: input quantization, half to even, guard for blank images") {
+  const float x[] = {1.0f, -2.0f, 0.5f, 0.0f};
+  int8_t q[4];
+  quantize_input(x, 4, q);  // s = 127 / 2 = 63.5
+  REQUIRE(q[0] == 64);      // 63.5 -> 64 (even)
+  REQUIRE(q[1] == -127);
+  REQUIRE(q[2] == 32);      // 31.75
+  REQUIRE(q[3] == 0);
+  const float blank[] = {0.0f, 0.0f};
+  quantize_input(blank, 2, q);
+  REQUIRE((q[0] == 0 && q[1] == 0));
+}
