@@ -76,7 +76,7 @@ def checkpoint_bytes(entries):
             value = value.detach().cpu().numpy()
         arr = np.asarray(value)
         kind = INT64 if arr.dtype.kind in "iub" else FLOAT32
-        arr = np.ascontiguousarray(arr, dtype=_DTYPES[kind])
+        arr = np.array(arr, dtype=_DTYPES[kind], order="C")  # keeps 0-d arrays 0-d
         out.append(struct.pack("<BB", kind, arr.ndim) + struct.pack(f"<{arr.ndim}q", *arr.shape) + arr.tobytes())
     body = b"".join(out)
     return body + struct.pack("<I", zlib.crc32(body))

@@ -1,6 +1,8 @@
 """trainingparameters.yaml -> a validated dict, with the keys, defaults and ranges of the C++
 trainer (training/config.cpp), so that either trainer reads the other's files and the exporter
 reads the config stored in a Python-written checkpoint."""
+import math
+
 import yaml
 
 SCHEME_NAMES = ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "8bit", "FP130", "NF4"]
@@ -60,10 +62,14 @@ def _convert(where, key, value):
     text = str(value)
 
     def fail():
-        expected = {"int": f"an integer in [{rule[0] if rule else ''}, {rule[1] if rule else ''}]",
-                    "real": f"a number in [{rule[0] if rule else ''}, {rule[1] if rule else ''}]",
-                    "bool": "true or false", "choice": f"one of {', '.join(rule or [])}",
-                    "text": "a string"}[kind]
+        if kind == "int":
+            expected = f"an integer in [{rule[0]:g}, {rule[1]:g}]"
+        elif kind == "real":
+            expected = f"a number in [{rule[0]:g}, {rule[1]:g}]"
+        elif kind == "choice":
+            expected = "one of " + ", ".join(rule)
+        else:
+            expected = "true or false" if kind == "bool" else "a string"
         raise ConfigError(f"{where}: key '{key}': expected {expected}, got '{text}'")
 
     if kind == "bool":
@@ -81,6 +87,8 @@ def _convert(where, key, value):
         try:
             number = int(text) if kind == "int" else float(text)
         except ValueError:
+            number = None
+        if number is None or (kind == "real" and not math.isfinite(number)):
             fail()
         if not rule[0] <= number <= rule[1]:
             fail()

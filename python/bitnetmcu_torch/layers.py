@@ -11,19 +11,19 @@ from . import quant
 
 
 class RMSNorm(nn.Module):
-    """x / sqrt(mean(x^2)) over the feature dim (dims H, W for 4-d inputs)."""
+    """x / sqrt(mean(x^2) + 1e-6) over the feature dim (dims H, W for 4-d inputs)."""
 
     def forward(self, x):
         dims = (-2, -1) if x.dim() == 4 else (-1,)
-        return x * torch.rsqrt(x.pow(2).mean(dim=dims, keepdim=True).clamp(min=1e-12))
+        return x * torch.rsqrt(x.pow(2).mean(dim=dims, keepdim=True) + 1e-6)
 
 
 class LinNorm(nn.Module):
-    """x / mean|x| over the feature dim."""
+    """x / (mean|x| + 1e-6) over the feature dim."""
 
     def forward(self, x):
         dims = (-2, -1) if x.dim() == 4 else (-1,)
-        return x / x.abs().mean(dim=dims, keepdim=True).clamp(min=1e-12)
+        return x / (x.abs().mean(dim=dims, keepdim=True) + 1e-6)
 
 
 def make_norm(norm_type, features):
@@ -42,24 +42,36 @@ def make_norm(norm_type, features):
 
 
 class _QuantizedWeight(nn.Module):
-    """Weight, scheme and clipping scalar shared by BitLinear and BitConv2d."""
+    """Weight, scheme and clipping scalar shared by BitLinear and BitConv2d. The buffer `clip`
+    holds s for "clip"-rule schemes (zero until the first octav/prop update); Binary and
+    Ternary compute theirs from the weights (quant.statistic_clip), as the C++ trainer does."""
 
     def _init_quant(self, out_features, scheme, per_output):
         if scheme is not None and scheme not in quant.SCHEMES:
             raise ValueError(f"unknown weight scheme '{scheme}'; valid: {', '.join(quant.SCHEMES)} or None")
         self.scheme = scheme
         self.per_output = per_output
-        self.register_buffer("clip", torch.ones(out_features if per_output else 1))
+        self.register_buffer("clip", torch.zeros(out_features if per_output else 1))
+
+    def current_clip(self):
+        """The clip that, with the current weights, gives the codes (stored as clip/<layer>)."""
+        if self.scheme is None or quant.SCHEMES[self.scheme]["rule"] == "clip":
+            return self.clip
+        return quant.statistic_clip(self.weight, self.scheme, self.per_output)
 
     def quantized_weight(self):
-        return quant.quantize_weight(self.weight, self.scheme, self.clip)
+        return quant.quantize_weight(self.weight.detach(), self.scheme, self.current_clip())
+
+    def scaled_weight(self):
+        """v = the scaled weights whose engine codes are this layer's codes."""
+        return quant.weight_scale(self.weight.detach(), self.scheme, self.current_clip())[0]
 
     def ste_weight(self):
         return self.weight if self.scheme is None else quant.ste(self.weight, self.quantized_weight())
 
     @torch.no_grad()
     def update_clip(self, algo, quantscale):
-        if self.scheme is not None:
+        if self.scheme is not None and quant.SCHEMES[self.scheme]["rule"] == "clip":
             self.clip.copy_(quant.update_clip(self.weight, self.scheme, self.clip, algo, quantscale, self.per_output))
 
 
@@ -83,8 +95,7 @@ class BitLinear(_QuantizedWeight):
 
 
 class BitConv2d(_QuantizedWeight):
-    """3x3 valid convolution with quantized weights. No norm and no activation quantization:
-    the engine keeps conv activations as int32 planes (SPEC §6), only weights are integers."""
+    """8-bit activations (per sample) -> 3x3 valid convolution with quantized weights, no norm."""
 
     def __init__(self, in_channels, out_channels, groups=1, scheme="8bit", per_output=False):
         super().__init__()
@@ -94,6 +105,8 @@ class BitConv2d(_QuantizedWeight):
         self._init_quant(out_channels, scheme, per_output)
 
     def forward(self, x):
+        if self.scheme is not None:
+            x = quant.ste(x, quant.quantize_activations(x))
         return F.conv2d(x, self.ste_weight(), groups=self.groups)
 
     def extra_repr(self):

@@ -78,7 +78,8 @@ def model_entries(model):
         if not key.endswith(".clip"):
             entries["model/" + key] = value.detach().cpu()
     for name, layer in model.quant_layers():
-        entries["clip/" + name] = layer.clip.detach().cpu()
+        if layer.scheme is not None:
+            entries["clip/" + name] = layer.current_clip().detach().cpu().float()
     return entries
 
 
@@ -102,3 +103,16 @@ def load_model_entries(model, entries, source="checkpoint"):
         raise ValueError(f"{source}: missing entries {', '.join(missing)}")
     model.load_state_dict(state)
     return model
+
+
+def model_from_checkpoint(path):
+    """(config dict, model in eval mode, entries) of a checkpoint file."""
+    from .checkpoint import read_checkpoint
+    from .config import config_from_yaml_text
+
+    entries = read_checkpoint(path)
+    if "config" not in entries:
+        raise ValueError(f"checkpoint {path}: no 'config' entry")
+    cfg = config_from_yaml_text(entries["config"], f"checkpoint {path} (config)")
+    model = load_model_entries(build_model(cfg), entries, f"checkpoint {path}")
+    return cfg, model.eval(), entries

@@ -33,17 +33,32 @@ def _broadcast(stat, w):
     return stat.reshape(-1, *([1] * (w.dim() - 1))) if stat.numel() > 1 else stat.reshape(())
 
 
+def statistic_clip(w, scheme, per_output):
+    """The clip of Binary (mean w) and Ternary (mean|w|), per tensor [1] or per output row [out]:
+    computed from the weights, as the C++ trainer does (training/qat.cpp)."""
+    rows = _row_view(w.detach(), per_output)
+    if SCHEMES[scheme]["rule"] == "mean_centered":
+        return rows.mean(dim=1)
+    return rows.abs().mean(dim=1).clamp(min=1e-8)
+
+
+def _divide(numerator, t):
+    """numerator / t as a true float32 division. (Python's `scalar / tensor` multiplies by the
+    reciprocal, which differs in the last bit from the C++ trainer's division and flips codes.)"""
+    return torch.full_like(t, numerator).div_(t)
+
+
 def weight_scale(w, scheme, clip):
-    """(v, k): the scaled weights v that encode() rounds, and k with w_q = value / k.
-    clip: tensor [1] or [out] (the layer's clipping scalar s), used by the "clip" rule."""
-    spec = SCHEMES[scheme]
-    if spec["rule"] == "mean_centered":  # Binary: sign(w - mean w); magnitude mean|w| (reference)
-        k = 1.0 / w.abs().mean().clamp(min=1e-5)
-        return w - w.mean(), k
-    if spec["rule"] == "inv_mean_abs":  # Ternary
-        k = 1.0 / w.abs().mean().clamp(min=1e-5)
-        return w * k, k
-    k = spec["numerator"] / _broadcast(clip.to(w.dtype), w)
+    """(v, k): the scaled weights v that the engine's encode() rounds, and k with w_q = value / k.
+    clip ([1] or [out]) means, by the scheme's rule (as in training/qat.hpp):
+      clip          s from octav/prop:  k = numerator / s, v = w * k
+      inv_mean_abs  mean|w| (Ternary):  k = 1 / clip,      v = w * k
+      mean_centered mean(w) (Binary):   v = w - clip, w_q = sign(v) * mean|w| (k = 1 / mean|w|)"""
+    c = _broadcast(clip.to(w.dtype), w)
+    if SCHEMES[scheme]["rule"] == "mean_centered":
+        magnitude = _broadcast(_row_view(w.detach(), clip.numel() > 1).abs().mean(dim=1), w)
+        return w - c, _divide(1.0, magnitude)
+    k = _divide(SCHEMES[scheme]["numerator"], c)
     return w * k, k
 
 
@@ -64,7 +79,7 @@ def quantized_value(v, scheme):
     if scheme == "FP130":
         # floor(log2|v|) exactly, from the float exponent; no zero code: v == 0 counts as +1.
         _, exponent = torch.frexp(v.abs())
-        e = (exponent - 1).clamp(0, 7).to(v.dtype)
+        e = torch.where(v.abs() >= 128, 7, (exponent - 1).clamp(0, 7)).to(v.dtype)  # +inf too
         return torch.where(v < 0, -1.0, 1.0).to(v.dtype) * torch.exp2(e)
     if scheme == "NF4":
         index = torch.bucketize(v, NF4_MIDPOINTS.to(v.device), right=True)  # midpoint goes up
@@ -77,6 +92,9 @@ def quantize_weight(w, scheme, clip):
     if scheme is None:
         return w
     v, k = weight_scale(w, scheme, clip)
+    if SCHEMES[scheme]["rule"] == "mean_centered":
+        magnitude = _broadcast(_row_view(w.detach(), clip.numel() > 1).abs().mean(dim=1), w)
+        return quantized_value(v, scheme) * magnitude  # sign(w - mean) * mean|w|
     return quantized_value(v, scheme) / k
 
 
@@ -86,44 +104,46 @@ def ste(x, x_q):
 
 
 def quantize_activations(x):
-    """Symmetric 8-bit per row (last dim): clamp(round(x*127/max|x|), -128, 127) * max|x|/127."""
-    scale = 127.0 / x.abs().amax(dim=-1, keepdim=True).clamp(min=1e-5)
+    """Symmetric 8-bit per sample (dim 0; a conv sample's C, H, W are one row):
+    clamp(round(x*127/max|x|), -128, 127) * max|x|/127."""
+    scale = _divide(127.0, x.detach().abs().flatten(1).amax(dim=1).clamp(min=1e-5)).reshape(-1, *([1] * (x.dim() - 1)))
     return torch.round(x * scale).clamp(-128, 127) / scale
 
 
 @torch.no_grad()
 def octav_clip(w, bpw, per_output, start=None, iterations=10):
     """Optimal clipping scalar (Sakr et al. 2022): iterate
-    s = sum_{|w|>s} |w| / (4^-bpw / 3 * #{|w|<=s} + #{|w|>s}), from `start` or 0.25 * mean|w|.
-    Returns [rows] (per output) or [1]."""
+    s = sum_{|w|>s} |w| / (4^-bpw / 3 * #{|w|<=s} + #{|w|>s}), from `start` or 0.25 * mean|w|;
+    a row with no |w| above s restarts from mean|w|. Returns [rows] (per output) or [1]."""
     a = _row_view(w.detach().abs().double(), per_output)
-    s = start.detach().double().reshape(-1).expand(a.shape[0]).clone() if start is not None \
-        else 0.25 * a.mean(dim=1)
+    if start is not None and start.numel() == a.shape[0]:
+        s = start.detach().double().reshape(-1, 1)
+    else:
+        s = 0.25 * a.mean(dim=1, keepdim=True)
     noise = 4.0 ** (-bpw) / 3.0
+    n = a.shape[1]
     for _ in range(iterations):
-        above = a > s[:, None]
-        count_above = above.sum(dim=1).double()
-        denominator = noise * (a.shape[1] - count_above) + count_above
-        numerator = (a * above).sum(dim=1)
-        ok = numerator > 0
-        s = torch.where(ok, numerator / denominator.clamp(min=1e-30), s)
-    return s.float()
+        above = a > s
+        count_above = above.sum(dim=1, keepdim=True).double()
+        s = (a * above).sum(dim=1, keepdim=True) / (noise * (n - count_above) + count_above)
+        s = torch.where(count_above > 0, s, a.mean(dim=1, keepdim=True))
+    return s.clamp(min=1e-8).reshape(-1).float()
 
 
 @torch.no_grad()
 def prop_clip(w, quantscale, per_output):
     """s = mean|w| / quantscale (per tensor) or max_row|w| / quantscale (per output)."""
     a = w.detach().abs()
-    if per_output:
-        return (_row_view(a, True).amax(dim=1) / quantscale).clamp(min=1e-8)
-    return (a.mean() / quantscale).clamp(min=1e-8).reshape(1)
+    s = _row_view(a, True).amax(dim=1) if per_output else a.mean().reshape(1)
+    return (s / quantscale).clamp(min=1e-8).float()
 
 
 def update_clip(w, scheme, clip, algo, quantscale, per_output):
-    """The clipping scalar for the next epoch (shape [1] or [out]); `clip` is the current one."""
+    """The clipping scalar s of a "clip"-rule scheme for the next epoch ([1] or [out]); `clip`
+    is the current one (all zero before the first update)."""
     if algo == "octav":
-        start = clip if clip.numel() == (w.shape[0] if per_output else 1) and bool((clip > 0).all()) else None
-        return octav_clip(w, SCHEMES[scheme]["bpw"], per_output, start)
+        started = clip.numel() > 0 and bool((clip > 0).all())
+        return octav_clip(w, SCHEMES[scheme]["bpw"], per_output, clip if started else None)
     if algo == "prop":
         return prop_clip(w, quantscale, per_output)
     raise ValueError(f"unknown maxw_algo '{algo}' (expected octav or prop)")
@@ -140,5 +160,5 @@ def entropy_bits(values):
     return float(-(p * torch.log2(p)).sum()) if p.numel() else 0.0
 
 
-__all__ = ["SCHEMES", "weight_scale", "quantized_value", "quantize_weight", "ste", "quantize_activations",
+__all__ = ["SCHEMES", "statistic_clip", "weight_scale", "quantized_value", "quantize_weight", "ste", "quantize_activations",
            "octav_clip", "prop_clip", "update_clip", "scheme_bits", "entropy_bits"]

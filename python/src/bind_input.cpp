@@ -79,7 +79,45 @@ void pil_resize(const uint8_t* src, int h, int w, int oh, int ow, const Coeffs& 
     }
 }
 
-py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float std) {
+// The same triangle filter as a float32 [out][in] matrix, applied as R * img * R^T without
+// intermediate rounding: what the C++ trainer and exporter do (training/data.cpp).
+std::vector<float> resize_matrix(int in_size, int out_size) {
+  const Coeffs c = pil_bilinear_coeffs(in_size, out_size);  // windows; weights recomputed in double
+  const double scale = static_cast<double>(in_size) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
+  std::vector<float> m(static_cast<size_t>(out_size) * in_size, 0.0f);
+  for (int o = 0; o < out_size; ++o) {
+    const double center = (o + 0.5) * scale;
+    double total = 0.0;
+    std::vector<double> w(c.count[o]);
+    for (int x = 0; x < c.count[o]; ++x) {
+      const double t = std::fabs((c.first[o] + x - center + 0.5) / filterscale);
+      w[x] = t < 1.0 ? 1.0 - t : 0.0;
+      total += w[x];
+    }
+    for (int x = 0; x < c.count[o]; ++x) m[static_cast<size_t>(o) * in_size + c.first[o] + x] = static_cast<float>(w[x] / total);
+  }
+  return m;
+}
+
+// dst (oh x ow) = R_y * (src / 255) * R_x^T in float32.
+void matrix_resize(const uint8_t* src, int h, int w, int oh, int ow, const std::vector<float>& ry,
+                   const std::vector<float>& rx, std::vector<float>& tmp, float* dst) {
+  tmp.assign(static_cast<size_t>(oh) * w, 0.0f);
+  for (int yy = 0; yy < oh; ++yy)
+    for (int y = 0; y < h; ++y) {
+      const float k = ry[static_cast<size_t>(yy) * h + y];
+      if (k == 0.0f) continue;
+      for (int x = 0; x < w; ++x) tmp[static_cast<size_t>(yy) * w + x] += k * (src[y * w + x] / 255.0f);
+    }
+  for (int yy = 0; yy < oh; ++yy)
+    for (int xx = 0; xx < ow; ++xx) {
+      float sum = 0.0f;
+      for (int x = 0; x < w; ++x) sum += tmp[static_cast<size_t>(yy) * w + x] * rx[static_cast<size_t>(xx) * w + x];
+      dst[yy * ow + xx] = sum;
+    }
+}
+
+py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float std, bool pil_rounding) {
   py::array a = as_array(obj);
   require_dtype<uint8_t>(a, "preprocess", "uint8 images of shape (N, H, W) or (H, W)");
   if (a.ndim() != 2 && a.ndim() != 3)
@@ -95,10 +133,17 @@ py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float
   {
     py::gil_scoped_release release;
     const Coeffs cx = pil_bilinear_coeffs(w, size), cy = pil_bilinear_coeffs(h, size);
-    std::vector<uint8_t> tmp, small(static_cast<size_t>(size) * size);
-    for (py::ssize_t i = 0; i < n; ++i) {
-      pil_resize(src + i * h * w, h, w, size, size, cx, cy, tmp, small.data());
-      for (int p = 0; p < size * size; ++p) *dst++ = (small[p] / 255.0f - mean) / std;
+    const std::vector<float> rx = resize_matrix(w, size), ry = resize_matrix(h, size);
+    std::vector<uint8_t> tmp8, small(static_cast<size_t>(size) * size);
+    std::vector<float> tmpf;
+    for (py::ssize_t i = 0; i < n; ++i, dst += size * size) {
+      if (pil_rounding) {
+        pil_resize(src + i * h * w, h, w, size, size, cx, cy, tmp8, small.data());
+        for (int p = 0; p < size * size; ++p) dst[p] = small[p] / 255.0f;
+      } else {
+        matrix_resize(src + i * h * w, h, w, size, size, ry, rx, tmpf, dst);
+      }
+      for (int p = 0; p < size * size; ++p) dst[p] = (dst[p] - mean) / std;
     }
   }
   return out;
@@ -133,9 +178,11 @@ py::array_t<int8_t> quantize_input(const py::handle& obj) {
 
 void bind_input(py::module_& m) {
   m.def("preprocess", &preprocess, py::arg("images"), py::arg("size") = 16, py::arg("mean") = 0.1307f,
-        py::arg("std") = 0.3081f,
+        py::arg("std") = 0.3081f, py::arg("pil_rounding") = false,
         "SPEC §2 preprocessing: uint8 images (N, H, W) -> float32 (N, size*size): antialiased bilinear\n"
-        "downscale (bit-exact with PIL's Image.resize(BILINEAR)), /255, then (x - mean) / std.");
+        "downscale, /255, then (x - mean) / std. The downscale is PIL's triangle filter in float, as the\n"
+        "trainer and exporter compute it; pil_rounding=True rounds like PIL's 8-bit resize instead\n"
+        "(bit-exact with Image.resize((16, 16), BILINEAR)).");
   m.def("quantize_input", &quantize_input, py::arg("x"),
         "SPEC §2 input quantization: float images (N, 256) -> int8 (N, 256), per image\n"
         "s = 127 / max|x| (guard 1e-5), round half to even, clamp to [-128, 127].");

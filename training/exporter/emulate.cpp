@@ -32,7 +32,8 @@ torch::Tensor shiftnorm_relu(const torch::Tensor& acc) {
 
 // conv 3x3 valid -> ReLU -> >> shift, on exact integers held in float64 (|values| < 2^53).
 torch::Tensor conv_relu_shift(const torch::Tensor& x, const torch::Tensor& w, int64_t groups, uint32_t shift) {
-  const auto y = torch::conv2d(x, w, {}, 1, 0, 1, groups).clamp_min(0);
+  const std::vector<int64_t> ones{1, 1}, zeros{0, 0};  // stride, padding (valid), dilation
+  const auto y = torch::conv2d(x, w, torch::Tensor(), ones, zeros, ones, groups).clamp_min(0);
   return torch::floor(y / double(int64_t{1} << shift));
 }
 

@@ -27,7 +27,7 @@ struct ExportOptions {
   std::string name;               // model name (C++ namespace, file stem); default: checkpoint stem
   std::string data_dir;           // MNIST folder override; empty: the checkpoint config's
   std::string target;             // "", "ch32v003" or "ch32v002": fit check, fails if over budget
-  bool plots = false;             // write <name>.weights.svg and <name>.first_layer.svg
+  bool plots = false;             // write <name>.weights.svg and <name>.first_layer.png
   int test_images = 0;            // >0: write <out_dir>/mnist_test_images.h with that many images
   int verify_limit = 0;           // >0: verify on the first N test images only (default: all)
   std::string predictions_path;   // non-empty: dump images, labels, engine predictions (tests)
@@ -50,7 +50,6 @@ struct QuantizedTensor {
   std::vector<int64_t> shape;  // [out, in] (dense) or [C, 1, 3, 3] (conv)
   std::vector<uint8_t> codes;  // row-major, scheme codes (engine encode)
   std::vector<int32_t> ints;   // decode(codes): the integers inference multiplies by
-  std::vector<float> latent;   // float weights, for plots
   CodeStats stats;
   uint64_t weight_bits = 0;    // codes as stored, padding excluded
   size_t packed_bytes = 0;     // bytes in flash, padding included
@@ -65,7 +64,7 @@ struct EngineLayer {
   uint32_t n_in = 0, n_out = 0;   // dense: inputs/outputs; cnn: image side / channels
   std::vector<uint32_t> words32;  // pack_columns words (all schemes but Ternary)
   std::vector<uint16_t> words16;  // pack_columns words (Ternary)
-  std::vector<int8_t> conv;       // cnn: int8 [3][C][9]
+  std::vector<uint8_t> conv;      // cnn: codes, one byte each, [conv1..3][C][9]
   std::vector<int32_t> rowsum;    // first layer only: sum_i decode(W[o][i])
   bitnetmcu::LayerDesc desc() const;
 };
@@ -120,13 +119,17 @@ struct Verification {
 struct HeaderMeta {
   std::string name, generated_by, dataset, source_checkpoint, checkpoint_crc32, config_yaml;
   const Verification* verification = nullptr;
+  // The CH32V003 fit estimate: a model that does not fit says kTargetsCh32v003 = false, and the
+  // firmware build (mcu/) then gives it only a QEMU twin. Null: assume it fits.
+  const TargetFit* ch32v003_fit = nullptr;
 };
 std::string model_header_text(const PackedModel& model, const HeaderMeta& meta);
 std::vector<uint8_t> model_file_bytes(const PackedModel& model);
 std::string report_json(const PackedModel& model, const HeaderMeta& meta, const TargetFit* fit);
 std::string stats_table(const PackedModel& model);  // per-layer lines for the terminal
 std::string weights_histogram_svg(const PackedModel& model, const std::string& title);
-std::string first_layer_svg(const PackedModel& model, const std::string& title);
+// fc1 rows as 16x16 tiles (conv1 kernels as 3x3), PNG; empty when there is no first layer.
+std::vector<uint8_t> first_layer_png(const PackedModel& model);
 std::string test_images_header_text(const int8_t* images, const uint8_t* labels, size_t n, size_t input_size,
                                     const std::string& generated_by);
 // "BNMCUPR1" u32 n u32 input_size, int8 images[n][input_size], u8 labels[n], u8 predictions[n].

@@ -5,9 +5,12 @@
 #include <cinttypes>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+
+#include <zlib.h>
 
 #include "bitnetmcu/model_file.hpp"
 #include "exporter.hpp"
@@ -77,7 +80,7 @@ std::string xml_escape(const std::string& v) {
 std::string layer_shape_text(const EngineLayer& l) {
   if (l.kind == LayerKind::Cnn)
     return "CNN block " + std::to_string(l.n_in) + "x" + std::to_string(l.n_in) + " -> " + std::to_string(l.n_out) +
-           " channels, int8 3x3 weights, shift " + std::to_string(l.shift);
+           " channels, " + scheme_name(l.scheme) + " 3x3 weights, shift " + std::to_string(l.shift);
   return std::string(scheme_name(l.scheme)) + " " + std::to_string(l.n_in) + " -> " + std::to_string(l.n_out);
 }
 
@@ -113,20 +116,21 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
   for (const EngineLayer& l : m.layers) {
     s << "\n// " << l.name << ": " << layer_shape_text(l);
     if (l.kind == LayerKind::Cnn) {
-      s << "\n// int8 [3][" << l.n_out << "][9]: conv1, dwconv2, dwconv3\n"
-        << "inline constexpr int8_t cnn_weights[] = {\n";
-      write_values(s, l.conv, 18, [](int8_t v) { return std::to_string(int(v)); });
+      s << "\n// " << scheme_name(l.scheme) << " codes, one byte each, [3][" << l.n_out
+        << "][9]: conv1, dwconv2, dwconv3\n"
+        << "alignas(4) inline constexpr uint8_t cnn_weights[] = {\n";
+      write_values(s, l.conv, 18, [](uint8_t v) { return hex32(v, 2); });
       s << "};\n";
       types.push_back("bitnetmcu::Cnn<" + std::to_string(l.n_in) + ", " + std::to_string(l.n_out) + ", " +
-                      std::to_string(l.shift) + ", cnn_weights>");
+                      std::to_string(l.shift) + ", cnn_weights, " + scheme_type(l.scheme) + ">");
       continue;
     }
     s << ", pack_columns layout" << (l.rowsum.empty() ? "" : ", background rowsums") << "\n";
     if (!l.words16.empty()) {
-      s << "inline constexpr uint16_t " << l.name << "_weights[] = {\n";
+      s << "alignas(4) inline constexpr uint16_t " << l.name << "_weights[] = {\n";
       write_values(s, l.words16, 8, [](uint16_t v) { return hex32(v, 4); });
     } else {
-      s << "inline constexpr uint32_t " << l.name << "_weights[] = {\n";
+      s << "alignas(4) inline constexpr uint32_t " << l.name << "_weights[] = {\n";
       write_values(s, l.words32, 8, [](uint32_t v) { return hex32(v, 8); });
     }
     s << "};\n";
@@ -167,6 +171,9 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
       << "inline constexpr uint32_t kEmulationMismatches = " << v->prediction_mismatches
       << ";  // engine vs LibTorch integer emulation\n";
   }
+  if (const TargetFit* fit = meta.ch32v003_fit)
+    s << "// CH32V003 estimate: " << fit->describe() << "\n"
+      << "inline constexpr bool kTargetsCh32v003 = " << (fit->fits ? "true" : "false") << ";\n";
   s << "inline constexpr uint32_t kWeightBits = " << m.weight_bits
     << ", kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;\n";
   const std::string delim = "bnmcu_yaml";
@@ -197,9 +204,21 @@ std::string stats_table(const PackedModel& m) {
     std::string shape;
     for (size_t i = 0; i < t.shape.size(); ++i) shape += (i ? "x" : "") + std::to_string(t.shape[i]);
     std::string hist;
-    for (uint32_t c : codes_by_value(t.stats))
-      if (t.stats.histogram[c])
-        hist += std::to_string(t.stats.code_values[c]) + ":" + std::to_string(t.stats.histogram[c]) + " ";
+    const auto order = codes_by_value(t.stats);
+    if (order.size() <= 16) {
+      for (uint32_t c : order)
+        if (t.stats.histogram[c])
+          hist += std::to_string(t.stats.code_values[c]) + ":" + std::to_string(t.stats.histogram[c]) + " ";
+    } else {  // 8bit: the range used; the full histogram is in the report
+      int32_t lo = 0, hi = 0;
+      bool any = false;
+      for (uint32_t c : order)
+        if (t.stats.histogram[c]) {
+          hi = t.stats.code_values[c];
+          if (!any) lo = hi, any = true;
+        }
+      hist = "values " + std::to_string(lo) + " .. " + std::to_string(hi) + " (full histogram in the report)";
+    }
     std::snprintf(line, sizeof line, "%-6s %-8s %-14s %8" PRIu64 " %8zu %7.3f %4u/%-4u ", t.name.c_str(),
                   scheme_name(t.scheme), shape.c_str(), t.weight_bits, t.packed_bytes, t.stats.entropy_bits,
                   t.stats.codes_used, t.stats.code_space);
@@ -291,43 +310,80 @@ std::string weights_histogram_svg(const PackedModel& m, const std::string& title
   return s.str();
 }
 
-// First layer's integer weights as images: fc1 rows as 16x16 tiles, or conv1 kernels as 3x3.
-std::string first_layer_svg(const PackedModel& m, const std::string& title) {
+namespace {
+
+void put_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((v >> shift) & 0xFF);
+}
+
+// One PNG chunk: length, type, data, CRC of type + data.
+void png_chunk(std::string& out, const char* type, const std::string& data) {
+  put_be32(out, static_cast<uint32_t>(data.size()));
+  const std::string body = std::string(type, 4) + data;
+  out += body;
+  put_be32(out, static_cast<uint32_t>(::crc32(0L, reinterpret_cast<const Bytef*>(body.data()),
+                                              static_cast<uInt>(body.size()))));
+}
+
+// 8-bit RGB PNG of rgb (width * height * 3 bytes), deflated with zlib.
+std::vector<uint8_t> encode_png(const std::vector<uint8_t>& rgb, uint32_t width, uint32_t height) {
+  std::string raw;
+  for (uint32_t y = 0; y < height; ++y) {
+    raw += '\0';  // filter type: none
+    raw.append(reinterpret_cast<const char*>(rgb.data()) + size_t(y) * width * 3, size_t(width) * 3);
+  }
+  uLongf packed_size = compressBound(static_cast<uLong>(raw.size()));
+  std::string packed(packed_size, '\0');
+  if (compress2(reinterpret_cast<Bytef*>(packed.data()), &packed_size, reinterpret_cast<const Bytef*>(raw.data()),
+                static_cast<uLong>(raw.size()), 9) != Z_OK)
+    throw ExportError("zlib failed to compress the first-layer image");
+  packed.resize(packed_size);
+  std::string ihdr;
+  put_be32(ihdr, width);
+  put_be32(ihdr, height);
+  ihdr += std::string("\x08\x02\x00\x00\x00", 5);  // 8 bit, RGB, deflate, no filter, no interlace
+  std::string out = "\x89PNG\r\n\x1a\n";
+  png_chunk(out, "IHDR", ihdr);
+  png_chunk(out, "IDAT", packed);
+  png_chunk(out, "IEND", "");
+  return std::vector<uint8_t>(out.begin(), out.end());
+}
+
+}  // namespace
+
+// First layer's integer weights as images: fc1 rows as 16x16 tiles, or conv1 kernels as 3x3;
+// red positive, blue negative, white zero, 8 tiles per row. Empty if there is no such layer.
+std::vector<uint8_t> first_layer_png(const PackedModel& m) {
   const QuantizedTensor* first = nullptr;
   for (const char* name : {"conv1", "fc1"})
     for (const auto& t : m.tensors)
       if (!first && t.name == name) first = &t;
-  if (!first) return "";
+  if (!first) return {};
   const int64_t n_out = first->shape[0];
   const int64_t per = static_cast<int64_t>(first->ints.size()) / n_out;
-  const int side = per == 9 ? 3 : 16;
-  if (side * side != per) return "";
-  const int pixel = side == 3 ? 12 : 4, gap = 6, cols = 8;
-  const int tile = side * pixel;
-  const int rows = static_cast<int>((n_out + cols - 1) / cols);
-  int max_abs = 1;
+  const uint32_t side = per == 9 ? 3 : 16;
+  if (int64_t(side) * side != per) return {};
+  const uint32_t pixel = side == 3 ? 12 : 4, gap = 4, cols = 8;
+  const uint32_t tile = side * pixel;
+  const uint32_t rows = static_cast<uint32_t>((n_out + cols - 1) / cols);
+  const uint32_t width = cols * (tile + gap) + gap, height = rows * (tile + gap) + gap;
+  std::vector<uint8_t> rgb(size_t(width) * height * 3, 0xC0);  // grey background between tiles
+  int32_t max_abs = 1;
   for (int32_t v : first->ints) max_abs = std::max(max_abs, v < 0 ? -v : v);
-  std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << cols * (tile + gap) + gap << "\" height=\""
-    << rows * (tile + gap) + gap + 24 << "\" font-family=\"sans-serif\" font-size=\"12\" shape-rendering=\"crispEdges\">\n"
-    << "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"6\" y=\"16\">" << xml_escape(title) << " — "
-    << first->name << " integer weights, blue negative, red positive (|max| " << max_abs << ")</text>\n";
   for (int64_t o = 0; o < n_out; ++o) {
-    const int tx = gap + static_cast<int>(o % cols) * (tile + gap), ty = 24 + gap + static_cast<int>(o / cols) * (tile + gap);
-    for (int p = 0; p < per; ++p) {
+    const uint32_t tx = gap + static_cast<uint32_t>(o % cols) * (tile + gap);
+    const uint32_t ty = gap + static_cast<uint32_t>(o / cols) * (tile + gap);
+    for (int64_t p = 0; p < per; ++p) {
       const double v = double(first->ints[size_t(o * per + p)]) / max_abs;  // -1..1
-      const int fade = static_cast<int>(255 * (1 - std::min(1.0, std::abs(v))));
-      char color[16];
-      if (v >= 0)
-        std::snprintf(color, sizeof color, "#ff%02x%02x", fade, fade);
-      else
-        std::snprintf(color, sizeof color, "#%02x%02xff", fade, fade);
-      s << "<rect x=\"" << tx + (p % side) * pixel << "\" y=\"" << ty + (p / side) * pixel << "\" width=\"" << pixel
-        << "\" height=\"" << pixel << "\" fill=\"" << color << "\"/>\n";
+      const auto fade = static_cast<uint8_t>(255 * (1 - std::min(1.0, std::abs(v))));
+      const uint8_t color[3] = {v >= 0 ? uint8_t(255) : fade, fade, v >= 0 ? fade : uint8_t(255)};
+      const uint32_t px = tx + static_cast<uint32_t>(p % side) * pixel, py = ty + static_cast<uint32_t>(p / side) * pixel;
+      for (uint32_t dy = 0; dy < pixel; ++dy)
+        for (uint32_t dx = 0; dx < pixel; ++dx)
+          std::memcpy(&rgb[(size_t(py + dy) * width + px + dx) * 3], color, 3);
     }
   }
-  s << "</svg>\n";
-  return s.str();
+  return encode_png(rgb, width, height);
 }
 
 std::string test_images_header_text(const int8_t* images, const uint8_t* labels, size_t n, size_t input_size,
@@ -338,7 +394,7 @@ std::string test_images_header_text(const int8_t* images, const uint8_t* labels,
     << "#ifndef BITNETMCU_TESTDATA_MNIST_TEST_IMAGES_H\n#define BITNETMCU_TESTDATA_MNIST_TEST_IMAGES_H\n"
     << "#pragma once\n#include <stdint.h>\n\nnamespace bitnetmcu_testdata {\n"
     << "inline constexpr uint32_t kNumImages = " << n << ";\n"
-    << "inline constexpr int8_t kImages[" << n << "][" << input_size << "] = {\n";
+    << "alignas(4) inline constexpr int8_t kImages[" << n << "][" << input_size << "] = {\n";
   for (size_t i = 0; i < n; ++i) {
     s << "  {";
     for (size_t k = 0; k < input_size; ++k)
@@ -347,7 +403,14 @@ std::string test_images_header_text(const int8_t* images, const uint8_t* labels,
   }
   s << "};\ninline constexpr uint8_t kLabels[" << n << "] = {";
   for (size_t i = 0; i < n; ++i) s << (i ? (i % 32 == 0 ? ",\n  " : ",") : "") << int(labels[i]);
-  s << "};\n}  // namespace bitnetmcu_testdata\n#endif  // BITNETMCU_TESTDATA_MNIST_TEST_IMAGES_H\n";
+  s << "};\n}  // namespace bitnetmcu_testdata\n\n"
+    << "// The same images under the names the firmware app reads (mcu/ch32v003/README.md).\n"
+    << "namespace bitnetmcu_test_images {\n"
+    << "inline constexpr uint32_t kCount = bitnetmcu_testdata::kNumImages;\n"
+    << "inline constexpr uint32_t kSide = 16;\n"
+    << "inline constexpr const auto& kLabels = bitnetmcu_testdata::kLabels;\n"
+    << "inline constexpr const auto& kImages = bitnetmcu_testdata::kImages;\n"
+    << "}  // namespace bitnetmcu_test_images\n#endif  // BITNETMCU_TESTDATA_MNIST_TEST_IMAGES_H\n";
   return s.str();
 }
 

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""Quantization-aware training in PyTorch, reading trainingparameters.yaml like bitnetmcu-train
+and writing the same checkpoint format (docs/checkpoint-format.md), so that bitnetmcu-export
+accepts the result.
+
+  /usr/bin/python3 python/train.py trainingparameters.yaml --set num_epochs=1 --out /tmp/x.pt
+"""
+import argparse
+import math
+import os
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+
+from bitnetmcu_torch import config as config_mod
+from bitnetmcu_torch.checkpoint import write_checkpoint
+from bitnetmcu_torch.data import Augmenter, downscale_normalize, load_raw, to_unit_tensor
+from bitnetmcu_torch.models import build_model, model_entries
+from bitnetmcu_torch.quant import entropy_bits
+
+
+def learning_rate(cfg, epoch):
+    """The scheduled rate of an epoch (schedulers stepped once per epoch), halved from
+    halve_lr_epoch on."""
+    base = cfg["learning_rate"]
+    if cfg["scheduler"] == "StepLR":
+        lr = base * cfg["lr_decay"] ** (epoch // cfg["step_size"])
+    elif cfg["scheduler"] == "Cosine":
+        lr = base * 0.5 * (1 + math.cos(math.pi * epoch / cfg["num_epochs"]))
+    else:  # CosineWarmRestarts
+        t_i, t_cur = cfg["T_0"], epoch
+        while t_cur >= t_i:
+            t_cur -= t_i
+            t_i *= cfg["T_mult"]
+        lr = base * 0.5 * (1 + math.cos(math.pi * t_cur / t_i))
+    if 0 <= cfg["halve_lr_epoch"] <= epoch:
+        lr *= 0.5
+    return lr
+
+
+@torch.no_grad()
+def evaluate(model, images, labels, batch=2000):
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(labels), batch):
+        out = model(images[i:i + batch])
+        loss += float(F.cross_entropy(out, labels[i:i + batch], reduction="sum"))
+        correct += int((out.argmax(1) == labels[i:i + batch]).sum())
+    return loss / len(labels), correct / len(labels)
+
+
+def epoch_inputs(cfg, plain, raw28, augmenter):
+    """The plain training set plus, with augmentation on, one augmented copy of it."""
+    if not cfg["augmentation"]:
+        return plain
+    copies = [augmenter(raw28[i:i + 4096]) for i in range(0, len(raw28), 4096)]
+    return torch.cat([plain] + copies)
+
+
+def train(cfg, out_path, log=print):
+    torch.manual_seed(cfg["seed"])
+    if cfg["num_threads"] > 0:
+        torch.set_num_threads(cfg["num_threads"])
+    train_u8, train_labels = load_raw(cfg["data_dir"], cfg["dataset"], True, cfg["train_subset"])
+    test_u8, test_labels = load_raw(cfg["data_dir"], cfg["dataset"], False, cfg["test_subset"])
+    raw28 = to_unit_tensor(train_u8)
+    plain = downscale_normalize(raw28)
+    test_x, test_y = downscale_normalize(to_unit_tensor(test_u8)), torch.from_numpy(test_labels)
+    train_y = torch.from_numpy(train_labels)
+    model = build_model(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
+    augmenter = Augmenter(cfg)
+    header = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"] + \
+        [f"clip_{n}" for n, _ in model.quant_layers()] + [f"entropy_{n}" for n, _ in model.quant_layers()]
+    rows, started = [",".join(header)], time.time()
+    for epoch in range(cfg["num_epochs"]):
+        t0 = time.time()
+        lr = learning_rate(cfg, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        if epoch < cfg["maxw_update_until_epoch"]:
+            model.update_clips(cfg["maxw_algo"], cfg["maxw_quantscale"])
+        x = epoch_inputs(cfg, plain, raw28, augmenter)
+        y = train_y.repeat(len(x) // len(train_y))
+        order = torch.randperm(len(x))
+        model.train()
+        total_loss, correct = 0.0, 0
+        for i in range(0, len(x), cfg["batch_size"]):
+            idx = order[i:i + cfg["batch_size"]]
+            out = model(x[idx])
+            loss = F.cross_entropy(out, y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += float(loss) * len(idx)
+            correct += int((out.argmax(1) == y[idx]).sum())
+        test_loss, test_acc = evaluate(model, test_x, test_y)
+        layers = [layer for _, layer in model.quant_layers()]
+        clips = [float(layer.current_clip().mean()) for layer in layers]
+        entropies = [entropy_bits(layer.quantized_weight()) if layer.scheme else 32.0 for layer in layers]
+        seconds = time.time() - t0
+        rows.append(",".join(str(v) for v in [epoch + 1, lr, total_loss / len(x), correct / len(x), test_loss,
+                                               test_acc, round(seconds, 3)] + clips + entropies))
+        log(f"epoch {epoch + 1}/{cfg['num_epochs']}  lr {lr:.6f}  train loss {total_loss / len(x):.4f} "
+            f"acc {100 * correct / len(x):.2f}%  test loss {test_loss:.4f} acc {100 * test_acc:.2f}%  "
+            f"{len(x) / seconds:.0f} samples/s  clip " +
+            " ".join(f"{n}={c:.4g}" for (n, _), c in zip(model.quant_layers(), clips)))
+    entries = {
+        "config": config_mod.config_to_yaml(cfg),
+        "meta": f"creator: python/train.py\nepochs_done: {cfg['num_epochs']}\ncomplete: true\n"
+                f"train_seconds: {time.time() - started:.1f}\n",
+        "metrics": "\n".join(rows) + "\n",
+    }
+    entries.update(model_entries(model))
+    write_checkpoint(out_path, entries)
+    log(f"wrote {out_path}")
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("config", nargs="?", default="trainingparameters.yaml", help="YAML configuration")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a key")
+    parser.add_argument("--out", help="checkpoint path (default: <output_dir>/<run name>.pt)")
+    args = parser.parse_args(argv)
+    try:
+        cfg = config_mod.load_config(args.config, args.set)
+    except (OSError, config_mod.ConfigError) as e:
+        sys.exit(f"error: {e}")
+    out = args.out or os.path.join(cfg["output_dir"], config_mod.run_name(cfg) + ".pt")
+    train(cfg, out)
+
+
+if __name__ == "__main__":
+    main()

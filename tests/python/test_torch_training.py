@@ -1,0 +1,85 @@
+"""The PyTorch side without the exporter: checkpoint container, configuration, a tiny training
+run whose checkpoint reloads into the same model."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from bitnetmcu_torch import checkpoint, config
+from bitnetmcu_torch.models import build_model, model_from_checkpoint
+from conftest import data_dir
+
+
+def test_checkpoint_round_trip(tmp_path):
+    entries = {"config": "model: FCMNIST\n", "meta": "creator: test\n",
+               "model/fc1.weight": np.arange(6, dtype=np.float32).reshape(2, 3),
+               "model/fc1.norm.num_batches_tracked": np.array(7, dtype=np.int64),
+               "clip/fc1": np.array([0.5], dtype=np.float32)}
+    path = tmp_path / "x.pt"
+    checkpoint.write_checkpoint(str(path), entries)
+    back = checkpoint.read_checkpoint(str(path))
+    assert list(back) == list(entries)
+    for k, v in entries.items():
+        if isinstance(v, str):
+            assert back[k] == v
+        else:
+            assert back[k].dtype == v.dtype and back[k].shape == v.shape and np.array_equal(back[k], v)
+    assert checkpoint.checkpoint_bytes(back) == path.read_bytes()
+    data = bytearray(path.read_bytes())
+    data[20] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match="CRC"):
+        checkpoint.read_checkpoint(str(path))
+    path.write_bytes(b"PK\x03\x04 a zip, not ours")
+    with pytest.raises(checkpoint.CheckpointError, match="magic"):
+        checkpoint.read_checkpoint(str(path))
+
+
+def test_config_errors_and_round_trip(tmp_path):
+    f = tmp_path / "t.yaml"
+    f.write_text("model: CNNMNIST\nQuantType: NF4\nnetwork_width3: 0\naugmentation: off\n")
+    cfg = config.load_config(str(f), ["cnn_width=8", "runtag=abc_"])
+    assert cfg["cnn_width"] == 8 and cfg["augmentation"] is False and cfg["runtag"] == "abc_"
+    assert config.layer_names(cfg) == ["conv1", "conv2", "conv3", "fc1", "fc2", "fcl"]
+    assert [config.layer_scheme(cfg, n) for n in config.layer_names(cfg)] == \
+        ["8bit", "8bit", "8bit", "2bitsym", "NF4", "NF4"]
+    assert config.config_from_yaml_text(config.config_to_yaml(cfg)) == cfg
+    f.write_text("modle: FCMNIST\n")
+    with pytest.raises(config.ConfigError, match="unknown key 'modle'; valid keys: model, dataset"):
+        config.load_config(str(f))
+    with pytest.raises(config.ConfigError, match="num_epochs.*integer"):
+        config.apply_override(config.default_config(), "num_epochs=many")
+    with pytest.raises(config.ConfigError, match="FCMNIST has no conv"):
+        config.apply_override(config.default_config(), "QuantType_conv1=4bit")
+
+
+def test_shipped_config_is_accepted():
+    path = os.path.join(os.path.dirname(data_dir()), "trainingparameters.yaml")
+    if not os.path.exists(path):
+        pytest.skip("no trainingparameters.yaml at the repository root")
+    config.load_config(path)
+
+
+@pytest.mark.parametrize("model_name", ["FCMNIST", "CNNMNIST"])
+def test_forward_shapes(model_name):
+    cfg = config.default_config()
+    cfg.update(model=model_name, cnn_width=4)
+    model = build_model(cfg)
+    assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
+
+
+def test_tiny_training_run_reloads(tmp_path, mnist_test):
+    import train
+    cfg = config.default_config()
+    cfg.update(data_dir=data_dir(), num_epochs=1, train_subset=2000, test_subset=500, augmentation=True,
+               elastictransformprobability=0.3, network_width1=32, network_width2=32, network_width3=0)
+    out = str(tmp_path / "tiny.pt")
+    model = train.train(cfg, out, log=lambda *_: None)
+    cfg2, loaded, entries = model_from_checkpoint(out)
+    assert cfg2 == cfg
+    assert "metrics" in entries and entries["meta"].startswith("creator: python/train.py")
+    x = torch.randn(20, 1, 16, 16)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
