@@ -106,49 +106,44 @@ inline void add_stream_codes(const uint32_t* words, uint32_t pos, uint32_t count
 
 // Finds the next kGroup nonzero inputs. A leaf function of its own: RV32E keeps only two
 // registers across calls, so a scan loop sharing a function with the group kernel's call
-// spills its pointers (20 instead of 7 instructions per skipped input).
+// spills its pointers (20 instead of 9 instructions per skipped input). It records input
+// indices, not tail positions: tracking those too would not fit the 12 registers either.
 struct GroupScan {
   const int8_t* x;
   const int8_t* end;
+  const int8_t* begin;
   int32_t offset;
   const uint32_t* cols;  // column of *x
   uint32_t full;         // words per column
-  uint32_t pos;          // tail-stream position of *x
-  uint32_t tail;         // tail codes per column
   const uint32_t* cols_k[kGroup];
   int32_t a_k[kGroup];
-  uint32_t pos_k[kGroup];
+  uint32_t index_k[kGroup];
 };
-// Without a tail (n_out a multiple of codes_per_word, the usual case) the loop does not track
-// tail positions: RV32E has too few registers for both.
-template <bool HasTail>
-__attribute__((noinline)) uint32_t scan_group(GroupScan& s) {
+__attribute__((noinline)) inline uint32_t scan_group(GroupScan& s) {
   const int8_t* x = s.x;
   const int8_t* const end = s.end;
   const int32_t offset = s.offset;
-  const uint32_t full = s.full, tail = s.tail;  // locals: the stores below may alias `s`
+  const uint32_t full = s.full;  // locals: the stores below may alias `s`
   const uint32_t* cols = s.cols;
-  uint32_t pos = s.pos, k = 0;
+  uint32_t k = 0;
   for (; x != end; ++x, cols += full) {
     const int32_t a = static_cast<int32_t>(*x) - offset;
     if (a) {
-      s.cols_k[k] = cols, s.a_k[k] = a, s.pos_k[k] = pos;
+      s.cols_k[k] = cols, s.a_k[k] = a, s.index_k[k] = static_cast<uint32_t>(x - s.begin);
       if (++k == kGroup) {
         ++x, cols += full;
-        if constexpr (HasTail) pos += tail;
         break;
       }
     }
-    if constexpr (HasTail) pos += tail;
   }
-  s.x = x, s.cols = cols, s.pos = pos;
+  s.x = x, s.cols = cols;
   return k;
 }
 
 // A group: cols[k] = the full words of input k's column, a[k] its value (0 pads a short group),
-// tail_pos[k] the index of its first code in the tail stream.
+// index[k] the input's index (its tail codes start at index * tail in the tail stream).
 template <class S>
-inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* tail_pos, ColumnShape shape,
+inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
                          const uint32_t* tails, int32_t* acc) {
   constexpr uint32_t n = 1u << S::code_bits;
   int32_t t[kGroup * n];
@@ -158,7 +153,10 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
     constexpr unsigned log2_cpw = S::code_bits == 1 ? 5 : (S::code_bits == 2 ? 4 : 3);
     int32_t* tail_acc = acc + (shape.full << log2_cpw);
     for (uint32_t k = 0; k < kGroup; ++k)
-      if (a[k]) add_stream_codes<S::code_bits>(tails, tail_pos[k], static_cast<uint32_t>(shape.tail), t + k * n, tail_acc);
+      if (a[k]) {
+        const uint32_t pos = static_cast<uint32_t>(mul_shift_add(static_cast<int32_t>(index[k]), static_cast<int32_t>(shape.tail)));
+        add_stream_codes<S::code_bits>(tails, pos, static_cast<uint32_t>(shape.tail), t + k * n, tail_acc);
+      }
   }
 }
 
@@ -167,6 +165,7 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
 // Adds t[trit] for `count` trits starting at trit `start` of words[0], continuing into the next
 // words. x *= 3 (as x + 2x) moves the next trit into bits 17..16 (SPEC §5).
 inline void add_trits(const uint16_t* words, uint32_t start, uint32_t count, const int32_t* t, int32_t* acc) {
+  if (count == 0) return;
   uint32_t x = *words++;
   uint32_t slot = 0;
   for (; slot < start; ++slot) x = (x + (x << 1)) & 0xFFFFu;
@@ -302,12 +301,12 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
     if (pending) detail::column_ternary(pending, nullptr, pending_a, 0, pending_pos, pending_pos, shape, tails, acc);
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
-    detail::GroupScan scan{x, x + n_in, x_offset, cols, full, 0, tail, {}, {}, {}};
+    detail::GroupScan scan{x, x + n_in, x, x_offset, cols, full, {}, {}, {}};
     for (;;) {
-      const uint32_t k = tail ? detail::scan_group<true>(scan) : detail::scan_group<false>(scan);
+      const uint32_t k = detail::scan_group(scan);
       if (k == 0) break;
-      for (uint32_t j = k; j < detail::kGroup; ++j) scan.cols_k[j] = scan.cols_k[0], scan.a_k[j] = 0, scan.pos_k[j] = 0;
-      detail::column_group<S>(scan.cols_k, scan.a_k, scan.pos_k, shape, tails, acc);
+      for (uint32_t j = k; j < detail::kGroup; ++j) scan.cols_k[j] = scan.cols_k[0], scan.a_k[j] = 0;
+      detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
       if (k < detail::kGroup) break;
     }
   }
