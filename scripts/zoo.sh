@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Trains, exports and verifies the model zoo into modeldata/ (README "Model zoo"), then
+# regenerates the results table and plot (scripts/zoo_table.py). Long: run it in the background.
+#
+#   scripts/zoo.sh                  # every model, ZOO_EPOCHS (default 60) epochs each
+#   ZOO_ONLY="fc_4bitsym fc_nf4" scripts/zoo.sh
+#   ZOO_EPOCHS=30 ZOO_CNN_EPOCHS=20 scripts/zoo.sh
+#
+# Checkpoints go to modeldata/zoo/; one that exists is resumed (a finished one is left as it
+# is: delete it to retrain). Needs a built tree (scripts/setup.sh).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+EPOCHS="${ZOO_EPOCHS:-60}"
+CNN_EPOCHS="${ZOO_CNN_EPOCHS:-$EPOCHS}"
+TRAIN="$BUILD_DIR/training/bitnetmcu-train"
+EXPORT="$BUILD_DIR/training/exporter/bitnetmcu-export"
+log() { printf '\033[1m[zoo]\033[0m %s\n' "$*"; }
+for tool in "$TRAIN" "$EXPORT"; do
+  [ -x "$tool" ] || { echo "zoo: $tool not found: build first (scripts/setup.sh)" >&2; exit 1; }
+done
+
+# name | target chip | trainer overrides (SPEC §9 sizes: ~12 KB at ~100 kbit of weights)
+MODELS=(
+  "fc_binary|ch32v003|QuantType=Binary network_width1=176 network_width2=160 network_width3=160"
+  "fc_ternary|ch32v003|QuantType=Ternary network_width1=128 network_width2=128 network_width3=112"
+  "fc_2bitsym|ch32v003|QuantType=2bitsym network_width1=112 network_width2=96 network_width3=96"
+  "fc_4bitsym|ch32v003|QuantType=4bitsym network_width1=64 network_width2=64 network_width3=64"
+  "fc_4bit|ch32v003|QuantType=4bit network_width1=64 network_width2=64 network_width3=64"
+  "fc_8bit|ch32v002|QuantType=8bit network_width1=40 network_width2=32 network_width3=32"
+  "fc_fp130|ch32v003|QuantType=FP130 network_width1=64 network_width2=64 network_width3=64"
+  "fc_nf4|ch32v003|QuantType=NF4 network_width1=64 network_width2=64 network_width3=64"
+  "fc_tiny_2bitsym|ch32v003|QuantType=2bitsym network_width1=16 network_width2=16 network_width3=16"
+  "cnn16_v003|ch32v003|model=CNNMNIST cnn_width=16 QuantType=4bitsym QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130 network_width1=96 network_width2=64 network_width3=0"
+  "cnn16|ch32v002|model=CNNMNIST cnn_width=16 QuantType=4bitsym network_width1=96 network_width2=64 network_width3=0"
+  "cnn64|ch32v002|model=CNNMNIST cnn_width=64 QuantType=4bitsym network_width1=96 network_width2=64 network_width3=0"
+)
+
+cd "$ROOT"
+mkdir -p modeldata
+for entry in "${MODELS[@]}"; do
+  IFS='|' read -r name target overrides <<<"$entry"
+  if [ -n "${ZOO_ONLY:-}" ] && [[ " $ZOO_ONLY " != *" $name "* ]]; then continue; fi
+  epochs="$EPOCHS"
+  [[ "$name" == cnn* ]] && epochs="$CNN_EPOCHS"
+  sets=(--set "num_epochs=$epochs" --set "runtag=${name}_" --set "output_dir=modeldata/zoo")
+  for kv in $overrides; do sets+=(--set "$kv"); done
+  ckpt_glob=(modeldata/zoo/"${name}"_*.pt)
+  if [ -f "${ckpt_glob[0]}" ]; then
+    log "$name: ${ckpt_glob[0]} exists: resuming (nothing to do if it finished)"
+    "$TRAIN" --resume "${ckpt_glob[0]}" --no-progress
+  else
+    log "$name: training ($epochs epochs)"
+    "$TRAIN" trainingparameters.yaml "${sets[@]}" --no-progress
+  fi
+  ckpt_glob=(modeldata/zoo/"${name}"_*.pt)
+  log "$name: exporting ${ckpt_glob[0]} for $target"
+  "$EXPORT" "${ckpt_glob[0]}" --name "$name" --out-dir modeldata --target "$target" --plots --quiet
+done
+
+log "results table and plot"
+/usr/bin/python3 "$ROOT/scripts/zoo_table.py" --build-dir "$BUILD_DIR"

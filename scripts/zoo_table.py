@@ -1,0 +1,136 @@
+#!/usr/bin/python3
+"""Regenerates the model-zoo results table in README.md and the plot docs/zoo.png.
+
+Reads every modeldata/<name>.report.json (written by bitnetmcu-export), builds each model's
+firmware and QEMU twin (cmake --build <build> --target bitnetmcu_firmware), runs the twin for
+instructions per inference, and reads flash/RAM from the firmware size reports. Nothing in the
+table is typed by hand.
+
+    scripts/zoo_table.py [--build-dir build] [--no-run]
+"""
+import argparse
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
+QEMU = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-nographic", "-cpu", "rv32", "-icount", "shift=0",
+        "-semihosting-config", "enable=on,target=native", "-kernel"]
+
+
+def size_report(firmware_dir, name, chip):
+    path = firmware_dir / f"{name}-{chip}.size.txt"
+    if not path.exists():
+        return None
+    text = path.read_text()
+    flash = re.search(r"flash_bytes=(\d+)", text)
+    ram = re.search(r"ram_bytes=(\d+)", text)
+    fits = re.search(r"fits=(\d)", text)
+    return {"flash": int(flash.group(1)) if flash else None, "ram": int(ram.group(1)) if ram else None,
+            "fits": fits is not None and fits.group(1) == "1"}
+
+
+def twin_instructions(firmware_dir, name):
+    elf = firmware_dir / f"{name}-qemu.elf"
+    if not elf.exists():
+        return None
+    out = subprocess.run(["timeout", "900"] + QEMU + [str(elf)], capture_output=True, text=True).stdout
+    m = re.search(r"images (\d+) correct (\d+) mean_instret (\d+)", out)
+    return int(m.group(3)) if m else None
+
+
+def describe_schemes(report):
+    schemes = [l["scheme"] for l in report["layers"]]
+    main = max(set(schemes), key=schemes.count)
+    extra = sorted({f'{l["name"]} {l["scheme"]}' for l in report["layers"] if l["scheme"] != main})
+    return main + (f' ({", ".join(extra)})' if extra else "")
+
+
+def shape(report):
+    dense = [l for l in report["layers"] if not l["name"].startswith("conv")]
+    widths = "/".join(str(l["shape"][0]) for l in dense[:-1])
+    convs = [l for l in report["layers"] if l["name"].startswith("conv")]
+    return (f"CNN {convs[0]['shape'][0]}ch + FC " if convs else "FC ") + widths
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--build-dir", default=str(ROOT / "build"))
+    ap.add_argument("--no-run", action="store_true", help="do not build or run the firmware (table without it)")
+    args = ap.parse_args()
+    build = pathlib.Path(args.build_dir)
+    firmware_dir = build / "mcu" / "firmware"
+
+    reports = sorted((json.loads(p.read_text()) for p in (ROOT / "modeldata").glob("*.report.json")),
+                     key=lambda r: r["weight_bytes"])
+    if not reports:
+        sys.exit("zoo_table: no modeldata/*.report.json: export models first (scripts/zoo.sh)")
+    if not args.no_run:
+        subprocess.run(["cmake", str(build)], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["cmake", "--build", str(build), "--target", "bitnetmcu_firmware"], check=True)
+
+    rows = []
+    for r in reports:
+        v = r["verification"]
+        v003 = size_report(firmware_dir, r["name"], "ch32v003")
+        v002 = size_report(firmware_dir, r["name"], "ch32v002")
+        chip = v003 if v003 and v003["fits"] else v002
+        rows.append({
+            "name": r["name"], "model": shape(r), "scheme": describe_schemes(r),
+            "weights": sum(l["weights"] for l in r["layers"]), "bytes": r["weight_bytes"],
+            "float": 100 * v["float_accuracy"], "int": 100 * v["int_accuracy"],
+            "mismatches": v["prediction_mismatches"],
+            "instr": None if args.no_run else twin_instructions(firmware_dir, r["name"]),
+            "flash": chip["flash"] if chip else None, "ram": chip["ram"] if chip else None,
+            "v003": bool(v003 and v003["fits"]), "v002": bool(v002 and v002["fits"]),
+        })
+
+    def fmt(x, spec="{:,}"):
+        return "—" if x is None else spec.format(x)
+
+    lines = ["| model | shape | weights | scheme | bytes | float acc. | engine acc. | engine ≠ emulation | "
+             "instr./inference (QEMU) | flash | RAM | CH32V003 | CH32V002 |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        lines.append(f'| `{x["name"]}` | {x["model"]} | {x["weights"]:,} | {x["scheme"]} | {x["bytes"]:,} | '
+                     f'{x["float"]:.2f} % | {x["int"]:.2f} % | {x["mismatches"]} | {fmt(x["instr"])} | '
+                     f'{fmt(x["flash"])} | {fmt(x["ram"])} | {"yes" if x["v003"] else "no"} | '
+                     f'{"yes" if x["v002"] else "no"} |')
+    table = "\n".join(lines)
+    note = ("\n\nAccuracies on the 10,000 MNIST test images; bytes = packed weights (+ first-layer row sums); "
+            "instructions: RV32EC (no multiplier), mean over 200 test images; flash/RAM: the CH32V003 image "
+            "(CH32V002 where the model needs it), RAM including the stack bound. "
+            "Generated by `scripts/zoo_table.py` from `modeldata/*.report.json`.\n\n![accuracy vs bytes](docs/zoo.png)")
+
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    block = f"{BEGIN}\n{table}{note}\n{END}"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text += f"\n## Model zoo\n\n{block}\n"
+    readme.write_text(text)
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for x in rows:
+        marker = "s" if x["model"].startswith("CNN") else "o"
+        ax.scatter(x["bytes"] / 1024, x["int"], marker=marker)
+        ax.annotate(x["name"], (x["bytes"] / 1024, x["int"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("weights (KB)")
+    ax.set_ylabel("engine accuracy on 10,000 test images (%)")
+    ax.set_title("bitnetmcu model zoo (circles: FC, squares: CNN)")
+    ax.grid(alpha=0.3)
+    (ROOT / "docs").mkdir(exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(ROOT / "docs" / "zoo.png", dpi=120)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
