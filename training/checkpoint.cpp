@@ -54,7 +54,7 @@ struct Reader {
   const std::string& path;
   const std::string& bytes;
   size_t pos = 0;
-  size_t end;  // excludes the CRC
+  size_t end = 0;  // excludes the CRC
   std::string context = "header";
 
   [[noreturn]] void fail(const std::string& what) const {
@@ -153,8 +153,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   buf << in.rdbuf();
   const std::string bytes = buf.str();
 
-  Reader r{path, bytes};
-  r.end = bytes.size() >= 4 ? bytes.size() - 4 : 0;
+  Reader r{path, bytes, 0, bytes.size() >= 4 ? bytes.size() - 4 : 0, "header"};
   if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0)
     throw std::runtime_error("checkpoint " + path +
                              ": not a bitnetmcu checkpoint (the file does not start with BNMCUCK1)");

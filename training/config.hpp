@@ -33,7 +33,7 @@ struct Config {
   std::string NormType = "RMS";   // RMS | Lin | BatchNorm | LayerNorm | None
   std::string WScale = "PerTensor";  // PerTensor | PerOutput
   std::string maxw_algo = "octav";   // octav | prop
-  int maxw_update_until_epoch = 50;
+  int maxw_update_until_epoch = 60;
   double maxw_quantscale = 0.25;
   // optimization
   int num_epochs = 10;
@@ -49,6 +49,7 @@ struct Config {
   bool augmentation = true;
   double rotation1 = 10, rotation2 = 10;
   double elastictransformprobability = 0;
+  std::string augmentation_interpolation = "nearest";  // nearest (torchvision's default) | bilinear
   // run
   std::string runtag = "";
   std::string output_dir = "modeldata";

@@ -1,5 +1,7 @@
 #include "data.hpp"
 
+#include "qat.hpp"
+
 #include <torch/torch.h>
 #include <zlib.h>
 
@@ -98,8 +100,9 @@ MnistSplit load_split(const Config& cfg, bool train) {
     dirs = {(fs::path(cfg.data_dir) / "fashion-mnist").string(), "/usr/share/datasets/fashion-mnist"};
   }
   const std::string prefix = train ? "train" : "t10k";
-  MnistSplit s = load_idx_pair(find_file(dirs, prefix + "-images-idx3-ubyte"),
-                               find_file(dirs, prefix + "-labels-idx1-ubyte"));
+  const std::string images = find_file(dirs, prefix + "-images-idx3-ubyte");
+  const std::string labels = find_file(dirs, prefix + "-labels-idx1-ubyte");
+  MnistSplit s = load_idx_pair(images, labels);
   const int subset = train ? cfg.train_subset : cfg.test_subset;
   if (subset > 0 && subset < s.labels.size(0)) {
     s.images = s.images.narrow(0, 0, subset).clone();
@@ -136,7 +139,11 @@ torch::Tensor resize_matrix(int64_t in_size, int64_t out_size) {
 torch::Tensor downscale_normalize(const torch::Tensor& images28) {
   static const torch::Tensor r = resize_matrix(28, 16);
   const torch::Tensor rr = r.to(images28.device());
-  return torch::matmul(torch::matmul(rr, images28), rr.t()).sub_(kMnistMean).div_(kMnistStd);
+  const int64_t n = images28.size(0);
+  // rows, then (after a transpose) columns: two large GEMMs instead of 2N small ones
+  const torch::Tensor rows = matmul_nt(images28.reshape({n * 28, 28}), rr).view({n, 28, 16});
+  const torch::Tensor cols = matmul_nt(rows.transpose(1, 2).reshape({n * 16, 28}), rr).view({n, 16, 16});
+  return cols.transpose(1, 2).reshape({n, 1, 16, 16}).sub_(kMnistMean).div_(kMnistStd);
 }
 
 torch::Tensor quantize_input(const torch::Tensor& images) {
@@ -150,7 +157,7 @@ torch::Tensor quantize_input(const torch::Tensor& images) {
 
 Augmenter::Augmenter(const Config& cfg)
     : rotation1_(cfg.rotation1), rotation2_(cfg.rotation2),
-      elastic_probability_(cfg.elastictransformprobability) {
+      elastic_probability_(cfg.elastictransformprobability), nearest_(cfg.augmentation_interpolation == "nearest") {
   // torchvision ElasticTransform: kernel size int(8*sigma+1) made odd, sigma 4.
   const double sigma = 4.0;
   const int64_t ks = 33;
@@ -159,48 +166,50 @@ Augmenter::Augmenter(const Config& cfg)
   blur_kernel_ = (k / k.sum()).to(torch::kFloat32);
 }
 
-torch::Tensor Augmenter::operator()(const torch::Tensor& raw28) const {
+torch::Tensor Augmenter::operator()(const torch::Tensor& raw28, c10::optional<at::Generator> gen) const {
   const int64_t n = raw28.size(0), size = raw28.size(3);
   const auto opts = raw28.options();
   constexpr double kDegToRad = M_PI / 180.0;
   // rotation1 then the affine map (both about the centre): source = R(-(a1+a2)) (p - t) / s.
-  const torch::Tensor angle = ((torch::rand({n}, opts) * 2 - 1) * rotation1_ +
-                               (torch::rand({n}, opts) * 2 - 1) * rotation2_) * kDegToRad;
+  const torch::Tensor angle = ((torch::rand({n}, gen, opts) * 2 - 1) * rotation1_ +
+                               (torch::rand({n}, gen, opts) * 2 - 1) * rotation2_) * kDegToRad;
   // torchvision draws whole-pixel translations up to 10 % of the size.
   const double max_shift = 0.1 * static_cast<double>(size);
-  const torch::Tensor shift_px = torch::round((torch::rand({n, 2}, opts) * 2 - 1) * max_shift);
+  const torch::Tensor shift_px = torch::round((torch::rand({n, 2}, gen, opts) * 2 - 1) * max_shift);
   const torch::Tensor t = shift_px * (2.0 / static_cast<double>(size));  // normalized units
-  const torch::Tensor inv_scale = 1.0 / (0.9 + 0.2 * torch::rand({n}, opts));
+  const torch::Tensor inv_scale = 1.0 / (0.9 + 0.2 * torch::rand({n}, gen, opts));
   const torch::Tensor c = torch::cos(angle) * inv_scale, s = torch::sin(angle) * inv_scale;
   // theta rows: [c, s, -(c tx + s ty)], [-s, c, -(-s tx + c ty)]
   const torch::Tensor tx = t.select(1, 0), ty = t.select(1, 1);
-  const torch::Tensor theta = torch::stack({torch::stack({c, s, -(c * tx + s * ty)}, 1),
-                                            torch::stack({-s, c, s * tx - c * ty}, 1)},
-                                           1);  // [n,2,3]
-  torch::Tensor grid;
+  // Sampling grid [n,H,W,2] = theta applied to the pixel centres (align_corners=false), done
+  // elementwise: affine_grid would run n tiny GEMMs.
+  const torch::Tensor coord = (torch::arange(size, opts) * 2 + 1) / static_cast<double>(size) - 1;
+  torch::Tensor gx = coord.view({1, 1, size}).expand({n, size, size});
+  torch::Tensor gy = coord.view({1, size, 1}).expand({n, size, size});
   if (elastic_probability_ > 0) {
     // Elastic: result(p) = affine_image(p + d(p)), d a smoothed uniform field * alpha / size.
-    const torch::Tensor identity = torch::eye(2, 3, opts).expand({n, 2, 3});
-    torch::Tensor base = F::affine_grid(identity, {n, 1, size, size}, false);  // [n,H,W,2]
-    const torch::Tensor chosen = (torch::rand({n}, opts) < elastic_probability_).nonzero().squeeze(1);
+    gx = gx.clone(), gy = gy.clone();
+    const torch::Tensor chosen = (torch::rand({n}, gen, opts) < elastic_probability_).nonzero().squeeze(1);
     if (chosen.numel() > 0) {
       const int64_t m = chosen.size(0);
-      torch::Tensor d = torch::rand({m * 2, 1, size, size}, opts) * 2 - 1;
+      torch::Tensor d = torch::rand({m * 2, 1, size, size}, gen, opts) * 2 - 1;
       const torch::Tensor k = blur_kernel_.to(raw28.device());
       const int64_t pad = k.size(0) / 2;
       d = F::conv2d(F::pad(d, F::PadFuncOptions({pad, pad, 0, 0}).mode(torch::kReflect)), k.view({1, 1, 1, -1}));
       d = F::conv2d(F::pad(d, F::PadFuncOptions({0, 0, pad, pad}).mode(torch::kReflect)), k.view({1, 1, -1, 1}));
-      d = d.view({m, 2, size, size}).permute({0, 2, 3, 1}) * (40.0 / static_cast<double>(size));
-      base.index_add_(0, chosen, d);
+      d = d.view({m, 2, size, size}) * (40.0 / static_cast<double>(size));
+      gx.index_add_(0, chosen, d.select(1, 0));
+      gy.index_add_(0, chosen, d.select(1, 1));
     }
-    // apply theta to the displaced coordinates
-    grid = torch::matmul(base, theta.narrow(2, 0, 2).transpose(1, 2).unsqueeze(1)) +
-           theta.select(2, 2).view({n, 1, 1, 2});
-  } else {
-    grid = F::affine_grid(theta, {n, 1, size, size}, false);
   }
+  auto per_image = [n](const torch::Tensor& t) { return t.view({n, 1, 1}); };
+  const torch::Tensor grid = torch::stack({per_image(c) * gx + per_image(s) * gy - per_image(c * tx + s * ty),
+                                           per_image(-s) * gx + per_image(c) * gy + per_image(s * tx - c * ty)},
+                                          3);
   const torch::Tensor warped = F::grid_sample(
-      raw28, grid, F::GridSampleFuncOptions().mode(torch::kBilinear).padding_mode(torch::kZeros).align_corners(false));
+      raw28, grid,
+      F::GridSampleFuncOptions().padding_mode(torch::kZeros).align_corners(false).mode(
+          nearest_ ? F::GridSampleFuncOptions::mode_t(torch::kNearest) : F::GridSampleFuncOptions::mode_t(torch::kBilinear)));
   return downscale_normalize(warped);
 }
 

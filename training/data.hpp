@@ -41,15 +41,17 @@ torch::Tensor quantize_input(const torch::Tensor& images);
 
 // Random augmentation of SPEC §2, all images of a batch at once: one grid_sample of the
 // combined rotation1 + affine map, plus an elastic displacement for a random subset.
-// Draws from torch's global generator (the trainer seeds it per epoch).
+// Random numbers come from `generator` (torch's global one when undefined), so that an epoch's
+// augmented copy can be made on a worker thread, reproducibly.
 class Augmenter {
  public:
   explicit Augmenter(const Config& cfg);
   // [N,1,28,28] in [0,1] -> augmented, downscaled, normalized [N,1,16,16].
-  torch::Tensor operator()(const torch::Tensor& raw28) const;
+  torch::Tensor operator()(const torch::Tensor& raw28, c10::optional<at::Generator> generator = c10::nullopt) const;
 
  private:
   double rotation1_, rotation2_, elastic_probability_;
+  bool nearest_;
   torch::Tensor blur_kernel_;  // 1-D Gaussian, sigma 4
 };
 

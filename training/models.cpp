@@ -29,9 +29,9 @@ torch::Tensor QatModelImpl::forward(torch::Tensor x) {
   if (cnn_) {
     x = torch::relu(convs_[0]->forward(x));
     x = torch::relu(convs_[1]->forward(x));
-    x = torch::max_pool2d(x, 2);
+    x = max_pool_2x2(x);
     x = torch::relu(convs_[2]->forward(x));
-    x = torch::max_pool2d(x, 2);
+    x = max_pool_2x2(x);
   }
   x = x.flatten(1);
   for (size_t i = 0; i + 1 < dense_.size(); ++i) x = torch::relu(dense_[i]->forward(x));
@@ -40,8 +40,8 @@ torch::Tensor QatModelImpl::forward(torch::Tensor x) {
 
 std::vector<QuantLayerImpl*> QatModelImpl::layers() const {
   std::vector<QuantLayerImpl*> out;
-  for (const auto& c : convs_) out.push_back(c.get());
-  for (const auto& d : dense_) out.push_back(d.get());
+  for (const auto& c : convs_) out.push_back(c.ptr().get());
+  for (const auto& d : dense_) out.push_back(d.ptr().get());
   return out;
 }
 

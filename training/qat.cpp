@@ -4,8 +4,90 @@
 
 #include <cmath>
 
+#ifdef BITNETMCU_HAVE_DNNL_SGEMM
+// oneDNN's row-major SGEMM (C API of libdnnl.so.2, which LibTorch itself links): Debian's
+// LibTorch sends torch::mm to the reference netlib BLAS, ~10x slower on these small matrices.
+extern "C" int dnnl_sgemm(char transa, char transb, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                          int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+#endif
+
 namespace bitnetmcu::train {
 namespace {
+
+#ifdef BITNETMCU_HAVE_DNNL_SGEMM
+// op(a) [M,K] * op(b) [K,N] for contiguous row-major float tensors.
+torch::Tensor sgemm(const torch::Tensor& a, bool trans_a, const torch::Tensor& b, bool trans_b) {
+  const int64_t m = trans_a ? a.size(1) : a.size(0), k = trans_a ? a.size(0) : a.size(1);
+  const int64_t n = trans_b ? b.size(0) : b.size(1);
+  torch::Tensor c = torch::empty({m, n}, a.options());
+  const int status = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, 1.0f, a.data_ptr<float>(), a.size(1),
+                                b.data_ptr<float>(), b.size(1), 0.0f, c.data_ptr<float>(), n);
+  TORCH_CHECK(status == 0, "dnnl_sgemm failed with status ", status);
+  return c;
+}
+
+// y = x w_q^T; the gradient of w_q goes to the latent weights w (straight-through estimator),
+// so the STE costs no extra tensor operations.
+struct DenseSteFunction : torch::autograd::Function<DenseSteFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& w_q) {
+    (void)w;
+    const torch::Tensor xc = x.contiguous(), wc = w_q.contiguous();
+    ctx->save_for_backward({xc, wc});
+    return sgemm(xc, false, wc, true);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor g = grads[0].contiguous();
+    const torch::Tensor grad_x = ctx->needs_input_grad(0) ? sgemm(g, false, saved[1], false) : torch::Tensor();
+    return {grad_x, sgemm(g, true, saved[0], false), torch::Tensor()};
+  }
+};
+#endif
+
+}  // namespace
+
+torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b) {
+#ifdef BITNETMCU_HAVE_DNNL_SGEMM
+  if (a.device().is_cpu() && a.scalar_type() == torch::kFloat32 && b.scalar_type() == torch::kFloat32)
+    return sgemm(a.contiguous(), false, b.contiguous(), true);
+#endif
+  return torch::mm(a, b.t());
+}
+
+namespace {
+// x [N,in] times the quantized weights w_q [out,in] transposed, gradient to the latent w.
+torch::Tensor dense_ste(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& w_q) {
+#ifdef BITNETMCU_HAVE_DNNL_SGEMM
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && w.scalar_type() == torch::kFloat32)
+    return DenseSteFunction::apply(x, w, w_q);
+#endif
+  return torch::nn::functional::linear(x, w + (w_q - w.detach()));
+}
+
+constexpr float kNormEps = 1e-6f;
+
+// RMS norm then 8-bit activation quantization per row; the backward pass is the RMS norm's
+// (the quantizer's straight-through gradient is the identity). One autograd node instead of
+// a dozen: the per-step overhead of many small ops dominates at these layer sizes.
+struct RmsQuantFunction : torch::autograd::Function<RmsQuantFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    const torch::Tensor r = torch::rsqrt(x.square().mean(-1, true).add_(kNormEps));
+    const torch::Tensor xn = x * r;
+    const torch::Tensor scale = 127.0f / xn.abs().amax(-1, true).clamp_min_(1e-5f);
+    ctx->save_for_backward({xn, r});
+    // |xn * scale| <= 127, so the clamp to [-128, 127] of SPEC §4 never acts.
+    return (xn * scale).round_().div_(scale);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor& xn = saved[0];
+    const torch::Tensor& g = grads[0];
+    return {(g - xn * (g * xn).mean(-1, true)).mul_(saved[1])};
+  }
+};
 
 struct SchemeInfo {
   ScaleRule rule;
@@ -199,14 +281,92 @@ double octav_objective(const torch::Tensor& w, double s, double bits_per_weight)
 
 // ---- activations ------------------------------------------------------------------------------
 
-torch::Tensor quantize_activations_ste(const torch::Tensor& x) {
-  const torch::Tensor xd = x.detach();
-  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-  shape[0] = x.size(0);
-  const torch::Tensor scale = 127.0f / xd.abs().flatten(1).amax(1).clamp_min(1e-5f).reshape(shape);
-  const torch::Tensor q = torch::round(xd * scale).clamp_(-128, 127).div_(scale);
-  return x + (q - xd);
-}
+namespace {
+// Per-row 8-bit quantization whose gradient is the identity (straight-through), in one node.
+struct ActQuantFunction : torch::autograd::Function<ActQuantFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x) {
+    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+    shape[0] = x.size(0);
+    const torch::Tensor scale = 127.0f / x.abs().flatten(1).amax(1).clamp_min_(1e-5f).reshape(shape);
+    return (x * scale).round_().clamp_(-128, 127).div_(scale);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext*, torch::autograd::tensor_list grads) {
+    return {grads[0]};
+  }
+};
+
+// conv2d(x, w_q) with the weight gradient routed to the latent w (STE). For depthwise layers
+// the input gradient is a forward convolution of the padded gradient with the flipped kernel:
+// LibTorch 1.13's depthwise input-gradient kernel is ~8x slower than its forward one on CPU.
+struct ConvSteFunction : torch::autograd::Function<ConvSteFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& w,
+                               const torch::Tensor& w_q, int64_t groups) {
+    (void)w;
+    ctx->save_for_backward({x, w_q});
+    ctx->saved_data["groups"] = groups;
+    return at::conv2d(x, w_q, {}, kOnes, kZeros, kOnes, groups);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &w_q = saved[1];
+    const int64_t groups = ctx->saved_data["groups"].toInt();
+    const torch::Tensor g = grads[0].contiguous();
+    torch::Tensor grad_x;
+    if (ctx->needs_input_grad(0)) {
+      if (groups > 1 && groups == x.size(1) && w_q.size(0) == groups) {
+        const int64_t k = w_q.size(2) - 1;
+        grad_x = at::conv2d(g, w_q.flip({2, 3}), {}, kOnes, std::vector<int64_t>{k, k}, kOnes, groups);
+      } else {
+        grad_x = std::get<0>(at::convolution_backward(g, x, w_q, c10::nullopt, kOnes, kZeros, kOnes, false, kZeros,
+                                                      groups, {true, false, false}));
+      }
+    }
+    const torch::Tensor grad_w = std::get<1>(at::convolution_backward(g, x, w_q, c10::nullopt, kOnes, kZeros, kOnes,
+                                                                     false, kZeros, groups, {false, true, false}));
+    return {grad_x, grad_w, torch::Tensor(), torch::Tensor()};
+  }
+  static const std::vector<int64_t> kOnes, kZeros;
+};
+const std::vector<int64_t> ConvSteFunction::kOnes{1, 1}, ConvSteFunction::kZeros{0, 0};
+}  // namespace
+
+torch::Tensor quantize_activations_ste(const torch::Tensor& x) { return ActQuantFunction::apply(x); }
+
+namespace {
+// 2x2 max pooling from four strided views: LibTorch 1.13's CPU max_pool2d forward is ~7x slower
+// here. The forward also builds max_pool2d's index tensor (first maximum in scan order, as
+// max_pool2d), so that the backward pass is LibTorch's own.
+struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
+  static torch::Tensor quadrant(const torch::Tensor& x, int64_t dy, int64_t dx) {
+    using torch::indexing::Slice;
+    const int64_t h = x.size(2) / 2 * 2, w = x.size(3) / 2 * 2;
+    return x.index({Slice(), Slice(), Slice(dy, h, 2), Slice(dx, w, 2)});
+  }
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    const torch::Tensor a = quadrant(x, 0, 0), b = quadrant(x, 0, 1), c = quadrant(x, 1, 0), d = quadrant(x, 1, 1);
+    const torch::Tensor top_right = b > a, bottom_right = d > c;
+    const torch::Tensor top = torch::maximum(a, b), bottom = torch::maximum(c, d);
+    const torch::Tensor use_bottom = bottom > top;
+    const torch::Tensor m = torch::maximum(top, bottom);
+    // flat index in the H x W plane: window origin + row offset + column offset
+    const int64_t ho = m.size(2), wo = m.size(3), w = x.size(3);
+    const torch::Tensor origin = (torch::arange(ho, torch::kInt64).view({ho, 1}) * (2 * w) +
+                                  torch::arange(wo, torch::kInt64).view({1, wo}) * 2).to(x.device());
+    const torch::Tensor index = origin + use_bottom * w + torch::where(use_bottom, bottom_right, top_right);
+    ctx->save_for_backward({x, index});
+    return m;
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const std::vector<int64_t> two{2, 2}, zero{0, 0}, one{1, 1};
+    return {at::max_pool2d_with_indices_backward(grads[0].contiguous(), saved[0], two, two, zero, one, false, saved[1])};
+  }
+};
+}  // namespace
+
+torch::Tensor max_pool_2x2(const torch::Tensor& x) { return MaxPool2x2Function::apply(x); }
 
 double code_entropy_bits(const torch::Tensor& codes) {
   const torch::Tensor counts = torch::bincount(codes.reshape(-1).to(torch::kInt64), {}, 256).to(torch::kFloat64);
@@ -254,10 +414,8 @@ torch::Tensor QuantLayerImpl::codes() const {
   return quantize_codes(weight_.detach(), *scheme_, clip());
 }
 
-torch::Tensor QuantLayerImpl::forward_weight() const {
-  if (!scheme_) return weight_;
-  const torch::Tensor wq = fake_quantized_weights(weight_.detach(), *scheme_, clip());
-  return weight_ + (wq - weight_.detach());  // straight-through estimator
+torch::Tensor QuantLayerImpl::quantized_weight() const {
+  return fake_quantized_weights(weight_.detach(), *scheme_, clip());
 }
 
 BitLinearImpl::BitLinearImpl(std::string name, int64_t in, int64_t out, std::optional<SchemeId> scheme,
@@ -272,13 +430,17 @@ BitLinearImpl::BitLinearImpl(std::string name, int64_t in, int64_t out, std::opt
 }
 
 torch::Tensor BitLinearImpl::forward(const torch::Tensor& input) {
-  torch::Tensor x = input;
-  if (norm_type_ == "RMS") x = x * torch::rsqrt(x.pow(2).mean(-1, true) + 1e-6f);
-  else if (norm_type_ == "Lin") x = x / (x.abs().mean(-1, true) + 1e-6f);
-  else if (norm_type_ == "BatchNorm") x = batch_norm_(x);
-  else if (norm_type_ == "LayerNorm") x = layer_norm_(x);
-  if (scheme_) x = quantize_activations_ste(x);
-  return torch::nn::functional::linear(x, forward_weight());
+  if (!scheme_) return torch::nn::functional::linear(normalize(input), weight_);
+  const torch::Tensor x = norm_type_ == "RMS" ? RmsQuantFunction::apply(input) : quantize_activations_ste(normalize(input));
+  return dense_ste(x, weight_, quantized_weight());
+}
+
+torch::Tensor BitLinearImpl::normalize(const torch::Tensor& x) {
+  if (norm_type_ == "RMS") return x * torch::rsqrt(x.square().mean(-1, true) + kNormEps);
+  if (norm_type_ == "Lin") return x / (x.abs().mean(-1, true) + kNormEps);
+  if (norm_type_ == "BatchNorm") return batch_norm_(x);
+  if (norm_type_ == "LayerNorm") return layer_norm_(x);
+  return x;
 }
 
 BitConv2dImpl::BitConv2dImpl(std::string name, int64_t in, int64_t out, int64_t groups,
@@ -287,8 +449,11 @@ BitConv2dImpl::BitConv2dImpl(std::string name, int64_t in, int64_t out, int64_t 
       groups_(groups) {}
 
 torch::Tensor BitConv2dImpl::forward(const torch::Tensor& input) {
-  const torch::Tensor x = scheme_ ? quantize_activations_ste(input) : input;
-  return torch::conv2d(x, forward_weight(), {}, 1, 0, 1, groups_);
+  if (!scheme_) {
+    const std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};
+    return torch::conv2d(input, weight_, torch::Tensor(), stride, padding, dilation, groups_);
+  }
+  return ConvSteFunction::apply(quantize_activations_ste(input), weight_, quantized_weight(), groups_);
 }
 
 }  // namespace bitnetmcu::train

@@ -21,6 +21,10 @@
 
 namespace bitnetmcu::train {
 
+// a [M,K] times b [N,K] transposed (no gradient), through oneDNN's GEMM where available:
+// Debian's LibTorch sends torch::mm to the reference netlib BLAS.
+torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b);
+
 // ---- weight quantizers (vectorized torch twins of the engine's traits) ----------------------
 
 // v: the scaled weights the engine's encode() takes (see the ScaleRule table above).
@@ -54,6 +58,8 @@ double octav_objective(const torch::Tensor& w, double s, double bits_per_weight)
 
 // Symmetric 8-bit per row (dim 0 indexes rows; all other dims are one row), STE gradient.
 torch::Tensor quantize_activations_ste(const torch::Tensor& x);
+// 2x2 max pooling, stride 2 (as torch::max_pool2d, faster on CPU).
+torch::Tensor max_pool_2x2(const torch::Tensor& x);
 // Shannon entropy (bits) of the code histogram of a layer.
 double code_entropy_bits(const torch::Tensor& codes);
 
@@ -77,8 +83,9 @@ class QuantLayerImpl : public torch::nn::Module {
   torch::Tensor codes() const;
 
  protected:
-  // Weights used in the forward pass: quantized with a straight-through gradient.
-  torch::Tensor forward_weight() const;
+  // The quantized weights w_q of the forward pass (no gradient; the layers route it to the
+  // latent weights: straight-through estimator); requires a quantized layer.
+  torch::Tensor quantized_weight() const;
 
   std::string name_;
   std::optional<SchemeId> scheme_;
@@ -93,6 +100,8 @@ class BitLinearImpl : public QuantLayerImpl {
   BitLinearImpl(std::string name, int64_t in, int64_t out, std::optional<SchemeId> scheme,
                 const Config& cfg);
   torch::Tensor forward(const torch::Tensor& x);
+  // The configured norm (NormType) on its own.
+  torch::Tensor normalize(const torch::Tensor& x);
 
  private:
   std::string norm_type_;

@@ -1,0 +1,381 @@
+#include "trainer.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <future>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+#include <thread>
+#include <unistd.h>
+
+namespace bitnetmcu::train {
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// Installs the SIGINT/SIGTERM handlers for the lifetime of a training run.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    previous_int_ = std::signal(SIGINT, on_stop_signal);
+    previous_term_ = std::signal(SIGTERM, on_stop_signal);
+  }
+  ~StopSignals() {
+    std::signal(SIGINT, previous_int_);
+    std::signal(SIGTERM, previous_term_);
+  }
+  StopSignals(const StopSignals&) = delete;
+  StopSignals& operator=(const StopSignals&) = delete;
+  static bool requested() { return g_stop_signal != 0; }
+
+ private:
+  void (*previous_int_)(int);
+  void (*previous_term_)(int);
+};
+
+// torch.optim.Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with exportable state.
+class Adam {
+ public:
+  explicit Adam(const torch::OrderedDict<std::string, torch::Tensor>& params) : params_(params) {
+    for (const auto& p : params_) {
+      exp_avg_.push_back(torch::zeros_like(p.value()));
+      exp_avg_sq_.push_back(torch::zeros_like(p.value()));
+    }
+  }
+  void zero_grad() {
+    for (auto& p : params_)
+      if (p.value().grad().defined()) p.value().mutable_grad().zero_();
+  }
+  void step(double lr) {
+    torch::NoGradGuard no_grad;
+    ++step_;
+    const double bc1 = 1 - std::pow(kBeta1, static_cast<double>(step_));
+    const double bc2_sqrt = std::sqrt(1 - std::pow(kBeta2, static_cast<double>(step_)));
+    for (size_t i = 0; i < params_.size(); ++i) {
+      torch::Tensor p = params_[i].value();
+      const torch::Tensor& g = p.grad();
+      if (!g.defined()) continue;
+      exp_avg_[i].mul_(kBeta1).add_(g, 1 - kBeta1);
+      exp_avg_sq_[i].mul_(kBeta2).addcmul_(g, g, 1 - kBeta2);
+      const torch::Tensor denom = (exp_avg_sq_[i].sqrt() / bc2_sqrt).add_(kEps);
+      p.addcdiv_(exp_avg_[i], denom, -lr / bc1);
+    }
+  }
+  void save(std::map<std::string, torch::Tensor>& out) const {
+    out["optim/step"] = torch::tensor({step_}, torch::kInt64);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      out["optim/" + params_[i].key() + ".exp_avg"] = exp_avg_[i].detach().cpu().clone();
+      out["optim/" + params_[i].key() + ".exp_avg_sq"] = exp_avg_sq_[i].detach().cpu().clone();
+    }
+  }
+  // Missing state (e.g. a checkpoint written by the Python trainer) restarts Adam from zero.
+  bool load(const std::map<std::string, torch::Tensor>& in) {
+    auto step = in.find("optim/step");
+    if (step == in.end()) return false;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      auto m = in.find("optim/" + params_[i].key() + ".exp_avg");
+      auto v = in.find("optim/" + params_[i].key() + ".exp_avg_sq");
+      if (m == in.end() || v == in.end() || m->second.sizes() != exp_avg_[i].sizes()) return false;
+      exp_avg_[i].copy_(m->second);
+      exp_avg_sq_[i].copy_(v->second);
+    }
+    step_ = step->second.item<int64_t>();
+    return true;
+  }
+
+ private:
+  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
+  torch::OrderedDict<std::string, torch::Tensor> params_;
+  std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
+  int64_t step_ = 0;
+};
+
+// A live progress bar on a terminal; silent otherwise (the epoch lines are the plain output).
+class ProgressBar {
+ public:
+  ProgressBar(bool enabled, int epoch, int num_epochs, int64_t batches, int64_t batch_size)
+      : enabled_(enabled && isatty(STDERR_FILENO)), epoch_(epoch), num_epochs_(num_epochs),
+        batches_(batches), batch_size_(batch_size), start_(Clock::now()), last_(start_) {}
+  bool due() const { return enabled_ && Clock::now() - last_ > std::chrono::milliseconds(200); }
+  void show(int64_t done, double loss) {
+    last_ = Clock::now();
+    const double secs = std::chrono::duration<double>(last_ - start_).count();
+    const double rate = static_cast<double>(done * batch_size_) / std::max(secs, 1e-9);
+    const double eta = secs / static_cast<double>(std::max<int64_t>(done, 1)) * static_cast<double>(batches_ - done);
+    const int width = 30, filled = static_cast<int>(width * done / std::max<int64_t>(batches_, 1));
+    std::fprintf(stderr, "\r epoch %d/%d [%s%s] %lld/%lld loss %.4f %.0f samples/s ETA %.0fs ", epoch_,
+                 num_epochs_, std::string(static_cast<size_t>(filled), '#').c_str(),
+                 std::string(static_cast<size_t>(width - filled), '.').c_str(), static_cast<long long>(done),
+                 static_cast<long long>(batches_), loss, rate, eta);
+  }
+  void clear() const {
+    if (enabled_) std::fprintf(stderr, "\r%s\r", std::string(100, ' ').c_str());
+  }
+
+ private:
+  bool enabled_;
+  int epoch_, num_epochs_;
+  int64_t batches_, batch_size_;
+  Clock::time_point start_, last_;
+};
+
+torch::Device pick_device() { return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU); }
+
+std::string metrics_header(const QatModelImpl& model) {
+  std::string h = "epoch,lr,train_loss,train_acc,test_loss,test_acc,seconds,eval_seconds";
+  for (const QuantLayerImpl* l : model.layers()) h += "," + l->layer_name() + "_clip," + l->layer_name() + "_entropy";
+  return h + "\n";
+}
+
+// "fc1 s=0.123 H=3.21" per quantized layer, and the matching CSV cells.
+void layer_stats(const QatModelImpl& model, std::string& line, std::string& csv) {
+  std::ostringstream l, c;
+  for (const QuantLayerImpl* layer : model.layers()) {
+    if (!layer->scheme()) {
+      c << ",,";
+      continue;
+    }
+    const double clip = layer->clip().mean().item<double>();
+    const double entropy = code_entropy_bits(layer->codes());
+    l << " | " << layer->layer_name() << " s=" << std::setprecision(4) << clip << " H=" << std::setprecision(3) << entropy;
+    c << "," << std::setprecision(6) << clip << "," << entropy;
+  }
+  line = l.str(), csv = c.str();
+}
+
+void write_text_atomic(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f) throw std::runtime_error(path + ": cannot write");
+  }
+  fs::rename(tmp, path);
+}
+
+}  // namespace
+
+double learning_rate_at(const Config& cfg, int epoch) {
+  double lr = cfg.learning_rate;
+  if (cfg.scheduler == "StepLR") {
+    lr *= std::pow(cfg.lr_decay, epoch / cfg.step_size);
+  } else if (cfg.scheduler == "Cosine") {
+    lr *= 0.5 * (1 + std::cos(M_PI * epoch / cfg.num_epochs));
+  } else {  // CosineWarmRestarts, as torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
+    double t_cur = epoch, t_i = cfg.T_0;
+    if (cfg.T_mult == 1) {
+      t_cur = epoch % cfg.T_0;
+    } else if (epoch >= cfg.T_0) {
+      const double n = std::floor(std::log(epoch / static_cast<double>(cfg.T_0) * (cfg.T_mult - 1) + 1) / std::log(cfg.T_mult));
+      t_cur = epoch - cfg.T_0 * (std::pow(cfg.T_mult, n) - 1) / (cfg.T_mult - 1);
+      t_i = cfg.T_0 * std::pow(cfg.T_mult, n);
+    }
+    lr *= 0.5 * (1 + std::cos(M_PI * t_cur / t_i));
+  }
+  if (cfg.halve_lr_epoch >= 0 && epoch >= cfg.halve_lr_epoch) lr *= 0.5;
+  return lr;
+}
+
+void configure_threads(const Config& cfg) {
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  torch::set_num_threads(cfg.num_threads > 0 ? cfg.num_threads : (cfg.is_cnn() ? cores : 1));
+}
+
+MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed) {
+  if (!cfg.augmentation) return train;
+  std::vector<torch::Tensor> parts{train.images};
+  const int64_t n = train.raw28.size(0), chunk = 8192;
+  torch::NoGradGuard no_grad;
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const bool on_cpu = train.raw28.device().is_cpu();
+  for (int64_t i = 0; i < n; i += chunk)
+    parts.push_back(on_cpu ? augment(train.raw28.narrow(0, i, std::min(chunk, n - i)), gen)
+                           : augment(train.raw28.narrow(0, i, std::min(chunk, n - i))));
+  MnistSplit s;
+  s.images = torch::cat(parts);
+  s.labels = torch::cat({train.labels, train.labels});
+  return s;
+}
+
+EvalResult evaluate(QatModelImpl& model, const MnistSplit& split, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model.is_training();
+  model.eval();
+  const auto device = model.parameters().front().device();
+  double loss = 0;
+  int64_t correct = 0;
+  const int64_t n = split.labels.size(0);
+  for (int64_t i = 0; i < n; i += batch_size) {
+    const int64_t m = std::min(batch_size, n - i);
+    const torch::Tensor x = split.images.narrow(0, i, m).to(device), y = split.labels.narrow(0, i, m).to(device);
+    const torch::Tensor logits = model.forward(x);
+    loss += torch::nn::functional::cross_entropy(logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum)).item<double>();
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  model.train(was_training);
+  return {loss / static_cast<double>(std::max<int64_t>(n, 1)), static_cast<double>(correct) / static_cast<double>(std::max<int64_t>(n, 1)), n};
+}
+
+EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::string>& overrides) {
+  const Checkpoint ck = load_checkpoint(path);
+  Config cfg = config_from_yaml_text(ck.config_yaml, "checkpoint " + path + " (config entry)");
+  for (const auto& o : overrides) apply_override(cfg, o);
+  configure_threads(cfg);
+  QatModel model = build_model(cfg);
+  model->load_state_tensors(ck.tensors);
+  model->to(pick_device());
+  return evaluate(*model, load_split(cfg, false));
+}
+
+TrainResult train(const Config& cfg_in, const TrainOptions& options) {
+  std::ostream& out = options.out ? *options.out : std::cout;
+  Config cfg = cfg_in;
+  Checkpoint resumed;
+  const bool resuming = !options.resume_path.empty();
+  if (resuming) {
+    resumed = load_checkpoint(options.resume_path);
+    cfg = config_from_yaml_text(resumed.config_yaml, "checkpoint " + options.resume_path + " (config entry)");
+    for (const auto& o : options.overrides) apply_override(cfg, o);
+  }
+  configure_threads(cfg);
+  const torch::Device device = pick_device();
+  torch::manual_seed(static_cast<uint64_t>(cfg.seed));
+  QatModel model = build_model(cfg);
+  model->to(device);
+  Adam adam(model->named_parameters());
+
+  int start_epoch = 0;
+  std::string metrics = metrics_header(*model);
+  double train_seconds = 0;
+  TrainResult result;
+  result.checkpoint_path = resuming ? options.resume_path : (fs::path(cfg.output_dir) / (cfg.run_name() + ".pt")).string();
+  if (resuming) {
+    model->load_state_tensors(resumed.tensors);
+    if (!adam.load(resumed.tensors)) out << "note: no optimizer state in the checkpoint; Adam restarts\n";
+    start_epoch = std::stoi(resumed.meta_value("epochs_done", "0"));
+    train_seconds = std::stod(resumed.meta_value("train_seconds", "0"));
+    if (!resumed.metrics_csv.empty()) metrics = resumed.metrics_csv;
+    out << "resuming " << options.resume_path << " after epoch " << start_epoch << "\n";
+  } else {
+    model->update_clipping(cfg);  // initial s (octav from 0.25 mean|w|), even when maxw_update_until_epoch is 0
+  }
+  if (!fs::path(result.checkpoint_path).parent_path().empty())
+    fs::create_directories(fs::path(result.checkpoint_path).parent_path());
+  const std::string csv_path = fs::path(result.checkpoint_path).replace_extension(".csv").string();
+
+  MnistSplit train_set = load_split(cfg, true), test_set = load_split(cfg, false);
+  train_set.images = train_set.images.to(device), train_set.labels = train_set.labels.to(device);
+  train_set.raw28 = train_set.raw28.to(device);
+  const Augmenter augment(cfg);
+
+  auto snapshot = [&](int epochs_done, bool complete) {
+    Checkpoint ck;
+    ck.config_yaml = config_to_yaml(cfg);
+    ck.metrics_csv = metrics;
+    ck.tensors = model->state_tensors();
+    adam.save(ck.tensors);
+    std::ostringstream meta;
+    meta << "creator: bitnetmcu-train (C++, LibTorch " << TORCH_VERSION << ")\n"
+         << "epochs_done: " << epochs_done << "\ncomplete: " << (complete ? "true" : "false")
+         << "\ntrain_seconds: " << train_seconds << "\ntest_accuracy: " << result.test_accuracy
+         << "\ntest_loss: " << result.test_loss << "\n";
+    ck.meta = meta.str();
+    return ck;
+  };
+  Checkpoint boundary = snapshot(start_epoch, start_epoch >= cfg.num_epochs);
+  // The next epoch's samples are made on a worker thread while this epoch trains.
+  auto prepare = [&](int epoch) {
+    return std::async(std::launch::async, [&cfg, &train_set, &augment, epoch] {
+      torch::set_num_threads(1);
+      return epoch_samples(cfg, train_set, augment, static_cast<uint64_t>(cfg.seed) * 1000003ull + 500009ull + static_cast<uint64_t>(epoch));
+    });
+  };
+  std::future<MnistSplit> next_samples;
+  if (start_epoch < cfg.num_epochs) next_samples = prepare(start_epoch);
+  StopSignals signals;
+  out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training images"
+      << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
+      << " test images, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << "\n"
+      << std::flush;
+
+  for (int epoch = start_epoch; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
+    const auto t0 = Clock::now();
+    torch::manual_seed(static_cast<uint64_t>(cfg.seed) * 1000003ull + static_cast<uint64_t>(epoch));
+    const double lr = learning_rate_at(cfg, epoch);
+    // after each of the first maxw_update_until_epoch epochs (as the reference trainer does)
+    if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
+    const MnistSplit samples = next_samples.get();
+    if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
+    const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
+    const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));
+    const int64_t batches = (n + bs - 1) / bs;
+    ProgressBar bar(options.progress_bar, epoch + 1, cfg.num_epochs, batches, bs);
+    model->train();
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+    torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+    int64_t b = 0;
+    for (; b < batches && !StopSignals::requested(); ++b) {
+      const torch::Tensor idx = order.narrow(0, b * bs, std::min(bs, n - b * bs));
+      const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
+      const torch::Tensor logits = model->forward(x);
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+      adam.zero_grad();
+      loss.backward();
+      adam.step(lr);
+      loss_sum += loss.detach() * idx.size(0);
+      correct += logits.detach().argmax(1).eq(y).sum();
+      if (bar.due()) bar.show(b + 1, loss.item<double>());
+    }
+    bar.clear();
+    if (StopSignals::requested()) break;
+
+    const auto t1 = Clock::now();
+    const EvalResult test = evaluate(*model, test_set);
+    const double secs = std::chrono::duration<double>(t1 - t0).count();
+    const double eval_secs = std::chrono::duration<double>(Clock::now() - t1).count();
+    train_seconds += secs + eval_secs;
+    result.test_accuracy = test.accuracy, result.test_loss = test.loss;
+    std::string stats_line, stats_csv;
+    layer_stats(*model, stats_line, stats_csv);
+    const double train_loss = loss_sum.item<double>() / static_cast<double>(n);
+    const double train_acc = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+    std::ostringstream row;
+    row << epoch + 1 << "," << lr << "," << train_loss << "," << train_acc << "," << test.loss << "," << test.accuracy << ","
+        << secs << "," << eval_secs << stats_csv << "\n";
+    metrics += row.str();
+    out << std::fixed << "epoch " << epoch + 1 << "/" << cfg.num_epochs << std::setprecision(6) << "  lr " << lr
+        << std::setprecision(4) << "  train loss " << train_loss << " acc " << std::setprecision(2) << 100 * train_acc
+        << "%  test loss " << std::setprecision(4) << test.loss << " acc " << std::setprecision(2) << 100 * test.accuracy
+        << "%  " << std::setprecision(1) << secs << " s + eval " << eval_secs << " s" << std::defaultfloat << stats_line << "\n"
+        << std::flush;
+    boundary = snapshot(epoch + 1, epoch + 1 >= cfg.num_epochs);
+    save_checkpoint_atomic(result.checkpoint_path, boundary);
+    write_text_atomic(csv_path, metrics);
+    result.epochs_done = epoch + 1;
+  }
+  result.epochs_done = std::stoi(boundary.meta_value("epochs_done"));
+  if (StopSignals::requested()) {
+    boundary.set_meta_value("interrupted", "true");
+    save_checkpoint_atomic(result.checkpoint_path, boundary);
+    result.interrupted = true;
+    std::cerr << "\ninterrupted by signal " << g_stop_signal << ": saved a resumable checkpoint after epoch "
+              << result.epochs_done << " to " << result.checkpoint_path << " (the unfinished epoch is repeated on resume)\n"
+              << "resume with: bitnetmcu-train --resume " << result.checkpoint_path << "\n";
+  }
+  return result;
+}
+
+}  // namespace bitnetmcu::train

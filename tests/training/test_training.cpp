@@ -1,0 +1,120 @@
+// Schedulers, the training smoke test (small FCMNIST, one epoch on 5,000 images, > 90 %),
+// deterministic resume and SIGINT handling. Needs data/mnist (scripts/setup.sh).
+#include "test_common.hpp"
+
+#include "training/trainer.hpp"
+
+#include <torch/torch.h>
+
+#include <csignal>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+using namespace bitnetmcu::train;
+namespace fs = std::filesystem;
+
+namespace {
+bool have_mnist() {
+  if (fs::exists(fs::path(BITNETMCU_DATA_DIR) / "mnist" / "train-images-idx3-ubyte")) return true;
+  WARN("data/mnist missing: run scripts/setup.sh");
+  return false;
+}
+Config small_config(const std::string& name) {
+  Config cfg;
+  cfg.data_dir = BITNETMCU_DATA_DIR;
+  cfg.output_dir = (fs::temp_directory_path() / ("bitnetmcu_training_tests_" + std::to_string(getpid()))).string();
+  cfg.runtag = name + "_";
+  cfg.num_threads = 1;
+  return cfg;
+}
+}  // namespace
+
+TEST_CASE("learning-rate schedules") {
+  Config cfg;
+  cfg.learning_rate = 1.0, cfg.num_epochs = 10;
+  cfg.scheduler = "Cosine";
+  CHECK(learning_rate_at(cfg, 0) == Approx(1.0));
+  CHECK(learning_rate_at(cfg, 5) == Approx(0.5));
+  cfg.scheduler = "StepLR", cfg.step_size = 3, cfg.lr_decay = 0.1;
+  CHECK(learning_rate_at(cfg, 2) == Approx(1.0));
+  CHECK(learning_rate_at(cfg, 3) == Approx(0.1));
+  CHECK(learning_rate_at(cfg, 7) == Approx(0.01));
+  cfg.scheduler = "CosineWarmRestarts", cfg.T_0 = 4, cfg.T_mult = 2;  // cycles 0-3, 4-11, 12-27
+  CHECK(learning_rate_at(cfg, 4) == Approx(1.0));
+  CHECK(learning_rate_at(cfg, 8) == Approx(0.5));
+  CHECK(learning_rate_at(cfg, 12) == Approx(1.0));
+  cfg.T_mult = 1;
+  CHECK(learning_rate_at(cfg, 6) == Approx(0.5));
+  cfg.halve_lr_epoch = 5;
+  CHECK(learning_rate_at(cfg, 6) == Approx(0.25));
+}
+
+TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accuracy") {
+  if (!have_mnist()) return;
+  Config cfg = small_config("smoke");
+  cfg.network_width1 = 128, cfg.network_width2 = 64, cfg.network_width3 = 0;
+  cfg.train_subset = 5000, cfg.num_epochs = 1, cfg.batch_size = 16, cfg.learning_rate = 0.0015;
+  cfg.augmentation = false;
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  const TrainResult r = train(cfg, opt);
+  INFO(log.str());
+  CHECK(r.epochs_done == 1);
+  CHECK(r.test_accuracy > 0.90);
+  // --eval reproduces the accuracy from the checkpoint alone
+  const EvalResult e = evaluate_checkpoint(r.checkpoint_path, {});
+  CHECK(e.accuracy == Approx(r.test_accuracy));
+  CHECK(e.count == 10000);
+  CHECK(load_checkpoint(r.checkpoint_path).meta_value("complete") == "true");
+}
+
+TEST_CASE("resume continues exactly where a run stopped") {
+  if (!have_mnist()) return;
+  Config cfg = small_config("resume");
+  cfg.network_width1 = cfg.network_width2 = 16, cfg.network_width3 = 0;
+  cfg.train_subset = 512, cfg.test_subset = 256, cfg.batch_size = 64;
+  cfg.scheduler = "StepLR";  // rate independent of num_epochs
+  cfg.QuantType = "2bitsym";
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  cfg.num_epochs = 3;
+  const TrainResult full = train(cfg, opt);
+  cfg.num_epochs = 2;
+  const TrainResult part = train(cfg, opt);
+  opt.resume_path = part.checkpoint_path;
+  opt.overrides = {"num_epochs=3"};
+  const TrainResult resumed = train(cfg, opt);
+  INFO(log.str());
+  CHECK(resumed.epochs_done == 3);
+  const Checkpoint a = load_checkpoint(full.checkpoint_path), b = load_checkpoint(resumed.checkpoint_path);
+  for (const auto& [name, t] : a.tensors) {
+    INFO(name);
+    CHECK(torch::equal(t, b.tensors.at(name)));
+  }
+  CHECK(a.metrics_csv.substr(0, a.metrics_csv.find(",seconds")) == b.metrics_csv.substr(0, b.metrics_csv.find(",seconds")));
+}
+
+TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
+  if (!have_mnist()) return;
+  Config cfg = small_config("sigint");
+  cfg.network_width1 = cfg.network_width2 = 16, cfg.network_width3 = 0;
+  cfg.train_subset = 2000, cfg.test_subset = 100, cfg.batch_size = 4, cfg.num_epochs = 1000;
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  std::thread killer([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    std::raise(SIGINT);
+  });
+  const TrainResult r = train(cfg, opt);
+  killer.join();
+  CHECK(r.interrupted);
+  CHECK(r.epochs_done < 1000);
+  const Checkpoint ck = load_checkpoint(r.checkpoint_path);
+  CHECK(ck.meta_value("interrupted") == "true");
+  CHECK(ck.meta_value("complete") == "false");
+  CHECK(std::stoi(ck.meta_value("epochs_done")) == r.epochs_done);
+}

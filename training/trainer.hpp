@@ -1,0 +1,52 @@
+// The training loop: Adam, schedulers, per-epoch clipping updates, progress output, metrics
+// CSV, atomic per-epoch checkpoints, resume, and SIGINT/SIGTERM handling.
+#pragma once
+#include "checkpoint.hpp"
+#include "config.hpp"
+#include "data.hpp"
+#include "models.hpp"
+
+#include <iosfwd>
+#include <string>
+
+namespace bitnetmcu::train {
+
+// Learning rate of an epoch (0-based): the scheduler, then halve_lr_epoch.
+double learning_rate_at(const Config& cfg, int epoch);
+
+struct TrainOptions {
+  std::string resume_path;        // continue this checkpoint (its config, plus `overrides`)
+  std::vector<std::string> overrides;  // applied on top of the resumed config
+  std::ostream* out = nullptr;    // epoch lines (default std::cout)
+  bool progress_bar = true;       // live bar on stderr, only when stderr is a terminal
+};
+
+struct TrainResult {
+  std::string checkpoint_path;
+  int epochs_done = 0;
+  double test_accuracy = 0, test_loss = 0;
+  bool interrupted = false;       // SIGINT/SIGTERM: a resumable checkpoint was written
+};
+
+// Trains `cfg` from scratch (options.resume_path empty) or resumes a checkpoint.
+TrainResult train(const Config& cfg, const TrainOptions& options);
+
+struct EvalResult {
+  double loss = 0, accuracy = 0;
+  int64_t count = 0;
+};
+// Float (QAT) loss and accuracy of a model on a split.
+EvalResult evaluate(QatModelImpl& model, const MnistSplit& split, int64_t batch_size = 500);
+// --eval: a checkpoint's test loss/accuracy; `overrides` may change e.g. data_dir.
+EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::string>& overrides);
+
+// Sets torch's intra-op thread count of the calling thread: cfg.num_threads, or when 0: one
+// per core for CNNMNIST, 1 for FCMNIST (its layers are too small to split; the augmented copy
+// of the next epoch is made on a worker thread meanwhile). Measured in bench/train.
+void configure_threads(const Config& cfg);
+
+// The samples of one epoch: the plain training set, plus one augmented copy of it when
+// cfg.augmentation (SPEC §2), built in large batches from a generator seeded with `seed`.
+MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed);
+
+}  // namespace bitnetmcu::train
