@@ -94,6 +94,7 @@ class Augmenter:
     def __init__(self, cfg):
         self.rotation1, self.rotation2 = cfg["rotation1"], cfg["rotation2"]
         self.elastic_probability = cfg["elastictransformprobability"]
+        self.mode = cfg.get("augmentation_interpolation", "nearest")  # as the C++ trainer
         x = torch.arange(33, dtype=torch.float64) - 16
         k = torch.exp(-(x * x) / (2 * 4.0 ** 2))
         self.blur = (k / k.sum()).float()
@@ -110,7 +111,7 @@ class Augmenter:
         grid = F.affine_grid(theta, list(raw28.shape), align_corners=False)
         if self.elastic_probability > 0:
             grid = grid + self._elastic(n, size) * (torch.rand(n) < self.elastic_probability).view(n, 1, 1, 1)
-        out = F.grid_sample(raw28, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        out = F.grid_sample(raw28, grid, mode=self.mode, padding_mode="zeros", align_corners=False)
         return downscale_normalize(out)
 
     def _elastic(self, n, size):

@@ -83,7 +83,10 @@ def test_python_checkpoint_exports_and_verifies(case, exporter, mnist_test, tmp_
     assert all(v == 0 for v in result["code_mismatches"].values()), result["code_mismatches"]
     # the C++ exporter's float model (LibTorch) and engine count the same images right
     report = json.load(open(str(tmp_path / f"{case}.report.json")))["verification"]
-    assert (report["float_correct"], report["int_correct"]) == (result["float_correct"], result["int_correct"])
+    # integer results agree exactly; the float models run through different BLAS code (PyTorch's
+    # vs the trainer's oneDNN sgemm), so a borderline image may flip: allow two of LIMIT.
+    assert report["int_correct"] == result["int_correct"]
+    assert abs(report["float_correct"] - result["float_correct"]) <= 2
     least = 0.6 if case == "fc_4bitsym" else 0.15
     assert result["int_correct"] > least * LIMIT and result["float_correct"] > least * LIMIT
     assert abs(result["int_correct"] - result["float_correct"]) < 0.05 * LIMIT
@@ -124,4 +127,7 @@ def test_cpp_trainer_checkpoint_runs_in_pytorch(exporter, mnist_test, tmp_path):
     result = verify.verify(ckpt, str(tmp_path / "cpp.bnm"), data_dir(), LIMIT, log=lambda *_: None)
     assert all(v == 0 for v in result["code_mismatches"].values()), result["code_mismatches"]
     report = json.load(open(str(tmp_path / "cpp.report.json")))["verification"]
-    assert (report["float_correct"], report["int_correct"]) == (result["float_correct"], result["int_correct"])
+    # integer results agree exactly; the float models run through different BLAS code (PyTorch's
+    # vs the trainer's oneDNN sgemm), so a borderline image may flip: allow two of LIMIT.
+    assert report["int_correct"] == result["int_correct"]
+    assert abs(report["float_correct"] - result["float_correct"]) <= 2

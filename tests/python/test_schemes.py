@@ -71,10 +71,15 @@ def test_ternary_word_is_ceil_of_base3_fraction():
     assert pad == -(-(3 ** 9 * 0 + sum(2 * 3 ** (9 - i) for i in range(1, 10))) * 65536 // 59049)
 
 
-def test_pack_columns_is_transposed_rows(rng):
+def test_pack_columns_is_transposed_rows_plus_a_tail_stream(rng):
+    # layout.hpp: each input's column packed like a row for its whole words (8 codes), then the
+    # remaining 12 % 8 = 4 codes of every column, column after column, as one packed stream.
     s = bitnetmcu.schemes["4bitsym"]
     codes = rng.integers(0, 16, size=(12, 5))
-    np.testing.assert_array_equal(s.pack_columns(codes), s.pack(codes.T).reshape(-1))
+    columns = codes.T
+    full = s.pack(columns[:, :8]).reshape(-1)
+    tail = s.pack(columns[:, 8:].reshape(1, -1)).reshape(-1)
+    np.testing.assert_array_equal(s.pack_columns(codes), np.concatenate([full, tail]))
 
 
 def test_errors_name_expected_input():
