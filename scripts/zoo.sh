@@ -38,6 +38,7 @@ MODELS=(
 
 cd "$ROOT"
 mkdir -p modeldata
+failed=()
 for entry in "${MODELS[@]}"; do
   IFS='|' read -r name target overrides <<<"$entry"
   if [ -n "${ZOO_ONLY:-}" ] && [[ " $ZOO_ONLY " != *" $name "* ]]; then continue; fi
@@ -55,8 +56,10 @@ for entry in "${MODELS[@]}"; do
   fi
   ckpt_glob=(modeldata/zoo/"${name}"_*.pt)
   log "$name: exporting ${ckpt_glob[0]} for $target"
-  "$EXPORT" "${ckpt_glob[0]}" --name "$name" --out-dir modeldata --target "$target" --plots --quiet
+  "$EXPORT" "${ckpt_glob[0]}" --name "$name" --out-dir modeldata --target "$target" --plots --quiet ||
+    failed+=("$name")
 done
+[ ${#failed[@]} -eq 0 ] || log "export FAILED for: ${failed[*]} (see above); the table shows the others"
 
 log "results table and plot"
 /usr/bin/python3 "$ROOT/scripts/zoo_table.py" --build-dir "$BUILD_DIR"

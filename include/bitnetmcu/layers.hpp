@@ -13,7 +13,8 @@ namespace bitnetmcu {
 
 // acc[o] += m * v[o], multiplication-free: one pass over the outputs per set bit of |m|
 // (|m| <= 128: at most 8 passes, 3 for a typical MNIST background).
-inline void add_multiple(int32_t* acc, const int32_t* v, uint32_t n, int32_t m) {
+template <class R>
+inline void add_multiple(int32_t* acc, const R* v, uint32_t n, int32_t m) {
   uint32_t bits = static_cast<uint32_t>(m < 0 ? -m : m);
   for (uint32_t shift = 0; bits; ++shift, bits >>= 1) {
     if (!(bits & 1u)) continue;
@@ -24,15 +25,21 @@ inline void add_multiple(int32_t* acc, const int32_t* v, uint32_t n, int32_t m) 
   }
 }
 
-// Dense layer on int8 inputs. With `rowsum` (sum_i decode(W[o][i]), stored by the exporter),
-// the layer subtracts the image background x[0] from every input so that background pixels
-// are skipped like zeros, and adds x[0] * rowsum[o] back: acc is unchanged, exactly.
-template <class S>
-inline void dense_layer(const typename S::word_t* w, const int32_t* rowsum, uint32_t n_in, uint32_t n_out,
+// Dense layer on int8 inputs. With `rowsum` (sum_i decode(W[o][i]), stored by the exporter as
+// int16 where the sums fit, else int32), the layer subtracts the image background x[0] from
+// every input so that background pixels are skipped like zeros, and adds x[0] * rowsum[o]
+// back: acc is unchanged, exactly.
+template <class S, class R = int32_t>
+inline void dense_layer(const typename S::word_t* w, const R* rowsum, uint32_t n_in, uint32_t n_out,
                         const int8_t* x, int32_t* acc) {
   const int32_t offset = rowsum ? x[0] : 0;
   dense<S>(w, n_in, n_out, x, offset, acc);
   if (offset) add_multiple(acc, rowsum, n_out, offset);
+}
+template <class S>
+inline void dense_layer(const typename S::word_t* w, decltype(nullptr), uint32_t n_in, uint32_t n_out,
+                        const int8_t* x, int32_t* acc) {
+  dense<S>(w, n_in, n_out, x, 0, acc);
 }
 
 // Conv weights of the CNN block: codes of scheme S, one byte each, [3][channels][3][3]

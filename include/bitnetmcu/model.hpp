@@ -38,19 +38,45 @@ struct LayerDesc {
 
 // ---- layer types ------------------------------------------------------------------------------
 
-template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W, const int32_t* RowSum = nullptr>
+namespace detail {
+template <class P>
+struct RowSumType {
+  using type = int32_t;  // no row sums (nullptr)
+};
+template <class T>
+struct RowSumType<const T*> {
+  using type = T;
+};
+template <class T>
+struct RowSumType<T*> {
+  using type = T;
+};
+}  // namespace detail
+
+// RowSum: nullptr, or a `const int16_t*` / `const int32_t*` array of Out row sums.
+template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W, auto RowSum = nullptr>
 struct Dense {
   using scheme = S;
+  using rowsum_t = typename detail::RowSumType<decltype(RowSum)>::type;
+  static constexpr bool has_rowsum = !static_cast<bool>(RowSum == nullptr);
   static constexpr uint32_t inputs = In, outputs = Out;
   static constexpr size_t weight_bytes =
-      dense_weight_words<S>(In, Out) * sizeof(typename S::word_t) + (RowSum ? 4 * Out : 0);
+      dense_weight_words<S>(In, Out) * sizeof(typename S::word_t) + (has_rowsum ? sizeof(rowsum_t) * Out : 0);
   static constexpr size_t out_words = Out;  // int32 accumulators
   static constexpr size_t work_words = 0;   // extra scratch in the other buffer
-  static constexpr int64_t acc_bound = dense_acc_bound(In, S::max_abs, RowSum != nullptr);
+  static constexpr int64_t acc_bound = dense_acc_bound(In, S::max_abs, has_rowsum);
   static_assert(acc_bound < 0x7FFFFFFFll, "dense layer too large: int32 accumulator could overflow");
   static_assert(In > 0 && Out > 0, "empty dense layer");
   static void run(const int8_t* x, int32_t* out, int32_t* /*work*/) { dense_layer<S>(W, RowSum, In, Out, x, out); }
-  static constexpr LayerDesc desc() { return {LayerKind::Dense, S::id, 0, In, Out, W, RowSum}; }
+  // The run-time description (int32 row sums only: LayerDesc and model files carry int32).
+  static constexpr LayerDesc desc() {
+    if constexpr (has_rowsum) {
+      static_assert(sizeof(rowsum_t) == 4, "describe() needs int32 row sums");
+      return {LayerKind::Dense, S::id, 0, In, Out, W, RowSum};
+    } else {
+      return {LayerKind::Dense, S::id, 0, In, Out, W, nullptr};
+    }
+  }
 };
 
 template <uint32_t Side, uint32_t Channels, uint32_t Shift, const uint8_t* W, class S = Int8>

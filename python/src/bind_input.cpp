@@ -1,5 +1,6 @@
 // Input helpers of SPEC §2: the 16x16 downscale + normalization, and the int8 input quantization
 // the engine expects.
+#include <bitnetmcu/preprocess.hpp>
 #include <bitnetmcu/schemes.hpp>
 
 #include <cmath>
@@ -79,23 +80,11 @@ void pil_resize(const uint8_t* src, int h, int w, int oh, int ow, const Coeffs& 
     }
 }
 
-// The same triangle filter as a float32 [out][in] matrix, applied as R * img * R^T without
-// intermediate rounding: what the C++ trainer and exporter do (training/data.cpp).
+// The triangle filter as a float32 [out][in] matrix (the engine's resize_weights), applied as
+// R * img * R^T without intermediate rounding: what the C++ trainer and exporter do.
 std::vector<float> resize_matrix(int in_size, int out_size) {
-  const Coeffs c = pil_bilinear_coeffs(in_size, out_size);  // windows; weights recomputed in double
-  const double scale = static_cast<double>(in_size) / out_size, filterscale = scale < 1.0 ? 1.0 : scale;
-  std::vector<float> m(static_cast<size_t>(out_size) * in_size, 0.0f);
-  for (int o = 0; o < out_size; ++o) {
-    const double center = (o + 0.5) * scale;
-    double total = 0.0;
-    std::vector<double> w(c.count[o]);
-    for (int x = 0; x < c.count[o]; ++x) {
-      const double t = std::fabs((c.first[o] + x - center + 0.5) / filterscale);
-      w[x] = t < 1.0 ? 1.0 - t : 0.0;
-      total += w[x];
-    }
-    for (int x = 0; x < c.count[o]; ++x) m[static_cast<size_t>(o) * in_size + c.first[o] + x] = static_cast<float>(w[x] / total);
-  }
+  std::vector<float> m(static_cast<size_t>(out_size) * in_size);
+  bitnetmcu::resize_weights(static_cast<uint32_t>(in_size), static_cast<uint32_t>(out_size), m.data());
   return m;
 }
 
@@ -149,8 +138,7 @@ py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float
   return out;
 }
 
-// SPEC §2: per image s = 127 / max|x| (max guarded by 1e-5), q = clamp(round_half_even(x*s)).
-// float32 throughout, like the trainer's tensors.
+// SPEC §2 input quantization: the engine's quantize_input, image by image.
 py::array_t<int8_t> quantize_input(const py::handle& obj) {
   py::array a = as_array(obj);
   if (a.dtype().kind() != 'f')
@@ -164,13 +152,7 @@ py::array_t<int8_t> quantize_input(const py::handle& obj) {
   py::array_t<int8_t> out(single ? std::vector<py::ssize_t>{per} : std::vector<py::ssize_t>{n, per});
   const float* in = x.data();
   int8_t* o = out.mutable_data();
-  for (py::ssize_t i = 0; i < n; ++i, in += per, o += per) {
-    float m = 0.0f;
-    for (py::ssize_t j = 0; j < per; ++j) m = std::fmax(m, std::fabs(in[j]));
-    const float s = 127.0f / std::fmax(m, 1e-5f);
-    for (py::ssize_t j = 0; j < per; ++j)
-      o[j] = static_cast<int8_t>(bitnetmcu::detail::clamp(bitnetmcu::detail::round_half_even(in[j] * s), -128, 127));
-  }
+  for (py::ssize_t i = 0; i < n; ++i, in += per, o += per) bitnetmcu::quantize_input(in, static_cast<uint32_t>(per), o);
   return out;
 }
 

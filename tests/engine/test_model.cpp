@@ -197,3 +197,23 @@ TEST_CASE("CNN model: typed run equals the run-time list and a hand composition"
     REQUIRE(std::equal(want, want + 10, rt));
   }
 }
+
+namespace {
+int16_t g_rs16[24];
+using TypedNet16 = Model<Dense<Sym4, 256, 24, g_w1, g_rs16>, Dense<Ternary, 24, 16, g_w2>, Dense<NF4, 16, 10, g_w3>>;
+static_assert(TypedNet16::weight_bytes + 24 * 2 == TypedNet::weight_bytes, "int16 row sums take half the flash");
+}  // namespace
+
+TEST_CASE("int16 row sums give the same results as int32 ones") {
+  fill_globals();
+  for (int o = 0; o < 24; ++o) g_rs16[o] = static_cast<int16_t>(g_rs1[o]);
+  std::mt19937 rng(8);
+  int32_t s32[TypedNet::scratch_words], s16[TypedNet16::scratch_words], l32[10], l16[10];
+  for (int t = 0; t < 200; ++t) {
+    int8_t image[256];
+    const int8_t bg = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& p : image) p = rng() % 3 ? bg : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    REQUIRE(TypedNet16::run(image, s16, l16) == TypedNet::run(image, s32, l32));
+    REQUIRE(std::equal(l16, l16 + 10, l32));
+  }
+}

@@ -4,10 +4,10 @@
 //   gen_test_images <t10k-images-idx3-ubyte> <t10k-labels-idx1-ubyte> <count> <out.h>
 //   gen_test_images --random <count> <out.h>        (no MNIST at hand: random int8 images)
 //
-// The 28x28 -> 16x16 resize mimics PIL's resize(BILINEAR) on 8-bit images (antialiased
-// triangle filter, 22-bit fixed-point coefficients, rounding to uint8 after each pass). It
-// exists only to make test inputs look like real ones; the trainer owns the real preprocessing,
-// and bit-exactness of firmware against host does not depend on it.
+// Preprocessing is the engine's (bitnetmcu/preprocess.hpp), the definition the trainer and the
+// exporter use too; bit-exactness of firmware against host does not depend on it anyway.
+#include <bitnetmcu/preprocess.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -19,7 +19,7 @@
 
 namespace {
 
-constexpr int kIn = 28, kOut = 16, kPrecision = 22;
+constexpr int kIn = 28, kOut = 16;
 
 std::vector<uint8_t> read_file(const char* path) {
   std::vector<uint8_t> data;
@@ -32,55 +32,28 @@ std::vector<uint8_t> read_file(const char* path) {
   return data;
 }
 
-// Fixed-point coefficients of one output pixel: PIL's precompute_coeffs + normalize_coeffs_8bpc.
-struct Taps {
-  int first;
-  std::vector<int32_t> k;
-};
-std::vector<Taps> bilinear_taps() {
-  const double scale = double(kIn) / kOut, support = scale;  // triangle filter, support 1 * scale
-  std::vector<Taps> taps(kOut);
-  for (int o = 0; o < kOut; ++o) {
-    const double center = (o + 0.5) * scale;
-    const int lo = std::max(int(center - support + 0.5), 0), hi = std::min(int(center + support + 0.5), kIn);
-    std::vector<double> w;
-    double sum = 0;
-    for (int x = lo; x < hi; ++x) {
-      const double t = std::fabs((x - center + 0.5) / scale);
-      w.push_back(t < 1 ? 1 - t : 0);
-      sum += w.back();
-    }
-    taps[o].first = lo;
-    for (double v : w) {
-      const double k = v / sum * (1 << kPrecision);
-      taps[o].k.push_back(int32_t(k < 0 ? k - 0.5 : k + 0.5));
-    }
-  }
-  return taps;
-}
-
-uint8_t apply(const Taps& t, const uint8_t* src, int stride) {
-  int64_t acc = 1 << (kPrecision - 1);
-  for (size_t i = 0; i < t.k.size(); ++i) acc += int64_t(src[(t.first + int(i)) * stride]) * t.k[i];
-  return uint8_t(std::clamp<int64_t>(acc >> kPrecision, 0, 255));
-}
-
-// SPEC §2: resize, /255, (x - 0.1307) / 0.3081, then s = 127 / max|x|, round half to even.
+// SPEC §2 with the engine's one definition (bitnetmcu/preprocess.hpp): R * (img / 255) * R^T,
+// normalize, per-image int8 quantization.
 void preprocess(const uint8_t* img28, int8_t* out) {
-  static const std::vector<Taps> taps = bilinear_taps();
-  uint8_t horiz[kIn * kOut], small[kOut * kOut];
-  for (int y = 0; y < kIn; ++y)
-    for (int x = 0; x < kOut; ++x) horiz[y * kOut + x] = apply(taps[x], img28 + y * kIn, 1);
-  for (int y = 0; y < kOut; ++y)
-    for (int x = 0; x < kOut; ++x) small[y * kOut + x] = apply(taps[y], horiz + x, kOut);
-  float v[kOut * kOut], m = 0;
-  for (int i = 0; i < kOut * kOut; ++i) {
-    v[i] = (small[i] / 255.0f - 0.1307f) / 0.3081f;
-    m = std::max(m, std::fabs(v[i]));
-  }
-  const float s = 127.0f / std::max(m, 1e-5f);
-  for (int i = 0; i < kOut * kOut; ++i)
-    out[i] = int8_t(std::clamp(std::nearbyint(v[i] * s), -128.0f, 127.0f));  // default mode: half to even
+  static const std::vector<float> r = [] {
+    std::vector<float> m(kOut * kIn);
+    bitnetmcu::resize_weights(kIn, kOut, m.data());
+    return m;
+  }();
+  float rows[kOut * kIn], v[kOut * kOut];
+  for (int o = 0; o < kOut; ++o)
+    for (int x = 0; x < kIn; ++x) {
+      float acc = 0;
+      for (int y = 0; y < kIn; ++y) acc += r[o * kIn + y] * (img28[y * kIn + x] / 255.0f);
+      rows[o * kIn + x] = acc;
+    }
+  for (int o = 0; o < kOut; ++o)
+    for (int p = 0; p < kOut; ++p) {
+      float acc = 0;
+      for (int x = 0; x < kIn; ++x) acc += rows[o * kIn + x] * r[p * kIn + x];
+      v[o * kOut + p] = (acc - bitnetmcu::kMnistMean) / bitnetmcu::kMnistStd;
+    }
+  bitnetmcu::quantize_input(v, kOut * kOut, out);
 }
 
 int write_header(const char* path, const char* made_by, const std::vector<int8_t>& images,

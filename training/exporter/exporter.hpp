@@ -67,6 +67,8 @@ struct EngineLayer {
   std::vector<uint8_t> conv;      // cnn: codes, one byte each, [conv1..3][C][9]
   std::vector<int32_t> rowsum;    // first layer only: sum_i decode(W[o][i])
   bitnetmcu::LayerDesc desc() const;
+  // Bytes per row sum in the header: int16 when every sum fits (half the flash), else int32.
+  size_t rowsum_element_bytes() const;
 };
 
 struct PackedModel {

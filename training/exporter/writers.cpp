@@ -137,7 +137,7 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
     std::string type = "bitnetmcu::Dense<" + scheme_type(l.scheme) + ", " + std::to_string(l.n_in) + ", " +
                        std::to_string(l.n_out) + ", " + l.name + "_weights";
     if (!l.rowsum.empty()) {
-      s << "inline constexpr int32_t " << l.name << "_rowsum[] = {\n";
+      s << "inline constexpr " << (l.rowsum_element_bytes() == 2 ? "int16_t " : "int32_t ") << l.name << "_rowsum[] = {\n";
       write_values(s, l.rowsum, 12, [](int32_t v) { return std::to_string(v); });
       s << "};\n";
       type += ", " + l.name + "_rowsum";
