@@ -1,5 +1,7 @@
 #include "data.hpp"
 
+#include "bitnetmcu/preprocess.hpp"
+
 #include "qat.hpp"
 
 #include <torch/torch.h>
@@ -115,25 +117,9 @@ MnistSplit load_split(const Config& cfg, bool train) {
 // ---- resize, normalization, input quantization ----------------------------------------------
 
 torch::Tensor resize_matrix(int64_t in_size, int64_t out_size) {
-  // PIL ImagingResample precompute_coeffs() for the bilinear (triangle) filter.
-  const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
-  const double filterscale = std::max(scale, 1.0);
-  const double support = 1.0 * filterscale;
-  torch::Tensor m = torch::zeros({out_size, in_size}, torch::kFloat64);
-  auto acc = m.accessor<double, 2>();
-  for (int64_t o = 0; o < out_size; ++o) {
-    const double center = (static_cast<double>(o) + 0.5) * scale;
-    const int64_t lo = std::max<int64_t>(static_cast<int64_t>(center - support + 0.5), 0);
-    const int64_t hi = std::min<int64_t>(static_cast<int64_t>(center + support + 0.5), in_size);
-    double total = 0;
-    for (int64_t i = lo; i < hi; ++i) {
-      const double w = std::max(0.0, 1.0 - std::abs((static_cast<double>(i) - center + 0.5) / filterscale));
-      acc[o][i] = w;
-      total += w;
-    }
-    for (int64_t i = lo; i < hi; ++i) acc[o][i] /= total;
-  }
-  return m.to(torch::kFloat32);
+  torch::Tensor m = torch::empty({out_size, in_size}, torch::kFloat32);
+  bitnetmcu::resize_weights(static_cast<uint32_t>(in_size), static_cast<uint32_t>(out_size), m.data_ptr<float>());
+  return m;
 }
 
 torch::Tensor downscale_normalize(const torch::Tensor& images28) {
@@ -147,10 +133,14 @@ torch::Tensor downscale_normalize(const torch::Tensor& images28) {
 }
 
 torch::Tensor quantize_input(const torch::Tensor& images) {
-  const torch::Tensor x = images.reshape({images.size(0), -1}).to(torch::kFloat32);
-  const torch::Tensor max_abs = std::get<0>(x.abs().max(1, true)).clamp_min(1e-5f);
-  const torch::Tensor s = 127.0f / max_abs;
-  return torch::round(x * s).clamp_(-128, 127).to(torch::kInt8);
+  // The engine's definition, image by image (what a device would run).
+  const torch::Tensor x = images.reshape({images.size(0), -1}).to(torch::kCPU, torch::kFloat32).contiguous();
+  torch::Tensor q = torch::empty(x.sizes(), torch::kInt8);
+  const int64_t n = x.size(0), d = x.size(1);
+  const float* src = x.data_ptr<float>();
+  int8_t* dst = q.data_ptr<int8_t>();
+  for (int64_t i = 0; i < n; ++i) bitnetmcu::quantize_input(src + i * d, static_cast<uint32_t>(d), dst + i * d);
+  return q;
 }
 
 // ---- augmentation ---------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 // MNIST-format data (SPEC §2): IDX reader (raw or .gz), antialiased 16x16 downscale,
 // normalization, batched augmentation and the int8 input quantization of the engine.
 #pragma once
+#include "bitnetmcu/preprocess.hpp"
 #include "config.hpp"
 
 #include <torch/types.h>
@@ -11,7 +12,8 @@
 
 namespace bitnetmcu::train {
 
-constexpr double kMnistMean = 0.1307, kMnistStd = 0.3081;
+using bitnetmcu::kMnistMean;  // bitnetmcu/preprocess.hpp
+using bitnetmcu::kMnistStd;
 
 struct IdxArray {
   std::vector<int64_t> dims;
