@@ -46,8 +46,14 @@ if [ -d "$firmware_dir" ] && command -v qemu-system-riscv32 >/dev/null 2>&1; the
   cmake --build "$BUILD_DIR" --target bitnetmcu_firmware
   elf="$firmware_dir/$name-qemu.elf"
   if [ -f "$elf" ]; then
+    twin_log="$(mktemp)"
     timeout 300 qemu-system-riscv32 -M virt -bios none -nographic -cpu rv32 -icount shift=0 \
-      -semihosting-config enable=on,target=native -kernel "$elf" 2>&1 | tail -n 3
+      -semihosting-config enable=on,target=native -kernel "$elf" > "$twin_log" 2>&1 || true
+    log "QEMU twin (RV32EC, instructions per inference from minstret):"
+    head -n 6 "$twin_log"; echo "  ..."; tail -n 1 "$twin_log"; rm -f "$twin_log"
+    for chip in ch32v003 ch32v002; do
+      [ -f "$firmware_dir/$name-$chip.size.txt" ] && log "$(head -n 1 "$firmware_dir/$name-$chip.size.txt")"
+    done
   else
     log "no QEMU twin at $elf (see $firmware_dir)"
   fi

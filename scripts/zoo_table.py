@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Regenerates the model-zoo results table in README.md and the plot docs/zoo.png.
 
-Reads every modeldata/<name>.report.json (written by bitnetmcu-export), builds each model's
+Reads the modeldata/<name>.report.json of every zoo model (exported by scripts/zoo.sh from a
+checkpoint in modeldata/zoo/), builds each model's
 firmware and QEMU twin (cmake --build <build> --target bitnetmcu_firmware), runs the twin for
 instructions per inference, and reads flash/RAM from the firmware size reports. Nothing in the
 table is typed by hand.
@@ -64,8 +65,9 @@ def main():
     build = pathlib.Path(args.build_dir)
     firmware_dir = build / "mcu" / "firmware"
 
-    reports = sorted((json.loads(p.read_text()) for p in (ROOT / "modeldata").glob("*.report.json")),
-                     key=lambda r: r["weight_bytes"])
+    # the zoo's models: exported from checkpoints under modeldata/zoo/ (scripts/zoo.sh)
+    reports = sorted((r for r in (json.loads(p.read_text()) for p in (ROOT / "modeldata").glob("*.report.json"))
+                      if "modeldata/zoo/" in r["checkpoint"]), key=lambda r: r["weight_bytes"])
     if not reports:
         sys.exit("zoo_table: no modeldata/*.report.json: export models first (scripts/zoo.sh)")
     if not args.no_run:
