@@ -268,6 +268,14 @@ TEST_CASE("target fit check reports flash and RAM numbers", "[export][errors]") 
   CHECK_FALSE(check_target(wide, *find_target("ch32v003")).fits);
   CHECK(check_target(wide, *find_target("ch32v002")).ram_budget == 4096);
   CHECK(find_target("esp32") == nullptr);
+  // Within the estimate's error of the budget: accepted with a warning, the firmware link decides.
+  PackedModel edge = small;
+  edge.weight_bytes = 16384 - ok.code_bytes_estimate + kFitMargin / 2;
+  const TargetFit near = check_target(edge, *find_target("ch32v003"));
+  CHECK((near.fits && near.borderline));
+  CHECK_THAT(near.describe(), Catch::Contains("the firmware link decides"));
+  edge.weight_bytes += kFitMargin;
+  CHECK_FALSE(check_target(edge, *find_target("ch32v003")).fits);
 }
 
 TEST_CASE("bad checkpoints fail with the file named", "[export][errors]") {

@@ -97,9 +97,13 @@ struct TargetFit {
   std::string target;
   size_t weight_bytes = 0, code_bytes_estimate = 0, flash_needed = 0, flash_budget = 0;
   size_t scratch_bytes = 0, stack_estimate = 0, ram_needed = 0, ram_budget = 0;
-  bool fits = false;
+  bool fits = false;        // within the budget, or within the estimate's error of it
+  bool borderline = false;  // within kFitMargin of the budget: the firmware link decides
   std::string describe() const;
 };
+// The code-size estimate is good to about this many bytes; closer to the budget than that, the
+// exporter accepts the model with a warning and the firmware build's exact link check decides.
+constexpr size_t kFitMargin = 100;
 const bitnetmcu::Target* find_target(const std::string& name);  // nullptr if unknown
 TargetFit check_target(const PackedModel& model, const bitnetmcu::Target& target);
 
