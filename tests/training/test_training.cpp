@@ -105,8 +105,13 @@ TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
   std::ostringstream log;
   TrainOptions opt;
   opt.out = &log;
-  std::thread killer([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  // Interrupt once the first epoch's checkpoint exists: the trainer's handler is installed by
+  // then however slow the machine is (a fixed delay raced data loading on a loaded CI box).
+  const fs::path first_checkpoint = fs::path(cfg.output_dir) / (cfg.run_name() + ".pt");
+  fs::remove(first_checkpoint);
+  std::thread killer([first_checkpoint] {
+    for (int i = 0; i < 6000 && !fs::exists(first_checkpoint); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
     std::raise(SIGINT);
   });
   const TrainResult r = train(cfg, opt);
