@@ -8,5 +8,5 @@ int32_t scratch[BITNETMCU_MODEL_NAMESPACE::Net::scratch_words];
 }
 
 extern "C" uint32_t classify_test_image(uint32_t i) {
-  return BITNETMCU_MODEL_NAMESPACE::Net::run(bitnetmcu_testdata::kImages[i % bitnetmcu_testdata::kNumImages], scratch);
+  return BITNETMCU_MODEL_NAMESPACE::Net::run(bitnetmcu_test_images::kImages[i % bitnetmcu_test_images::kCount], scratch);
 }

@@ -51,9 +51,9 @@ int check(const char* dump_path) {
     correct += got == labels[i];
   }
   // The test-images header holds the first images of the same dump.
-  for (uint32_t i = 0; i < bitnetmcu_testdata::kNumImages; ++i)
-    if (std::memcmp(bitnetmcu_testdata::kImages[i], images.data() + size_t(i) * model::kInputSize, model::kInputSize) ||
-        bitnetmcu_testdata::kLabels[i] != labels[i]) {
+  for (uint32_t i = 0; i < bitnetmcu_test_images::kCount; ++i)
+    if (std::memcmp(bitnetmcu_test_images::kImages[i], images.data() + size_t(i) * model::kInputSize, model::kInputSize) ||
+        bitnetmcu_test_images::kLabels[i] != labels[i]) {
       std::fprintf(stderr, "mnist_test_images.h image %u differs from the exporter's dump\n", i);
       return 1;
     }
