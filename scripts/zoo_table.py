@@ -38,16 +38,20 @@ def twin_instructions(firmware_dir, name):
     elf = firmware_dir / f"{name}-qemu.elf"
     if not elf.exists():
         return None
-    out = subprocess.run(["timeout", "900"] + QEMU + [str(elf)], capture_output=True, text=True).stdout
+    run = subprocess.run(["timeout", "900"] + QEMU + [str(elf)], capture_output=True, text=True)
+    out = run.stdout + run.stderr  # semihosted output may land on either
     m = re.search(r"images (\d+) correct (\d+) mean_instret (\d+)", out)
     return int(m.group(3)) if m else None
 
 
 def describe_schemes(report):
-    schemes = [l["scheme"] for l in report["layers"]]
-    main = max(set(schemes), key=schemes.count)
-    extra = sorted({f'{l["name"]} {l["scheme"]}' for l in report["layers"] if l["scheme"] != main})
-    return main + (f' ({", ".join(extra)})' if extra else "")
+    """'4bitsym', or 'conv FP130, fc1 2bitsym, fc 4bitsym' for a CNN or mixed model."""
+    convs = sorted({l["scheme"] for l in report["layers"] if l["name"].startswith("conv")})
+    dense = [l for l in report["layers"] if not l["name"].startswith("conv")]
+    main = max({l["scheme"] for l in dense}, key=[l["scheme"] for l in dense].count)
+    parts = [f'conv {"/".join(convs)}'] if convs else []
+    parts += [f'{l["name"]} {l["scheme"]}' for l in dense if l["scheme"] != main]
+    return ", ".join(parts + [("fc " if parts else "") + main])
 
 
 def shape(report):
