@@ -262,14 +262,6 @@ inline void column_int8_tables(const uint32_t* col, uint32_t n_words, int32_t a,
   }
 }
 
-inline int32_t mul_int8_code(int32_t a, uint8_t code) {
-#if defined(__riscv) && !defined(__riscv_mul)
-  return mul_shift_add(a, static_cast<int8_t>(code));
-#else
-  return a * static_cast<int8_t>(code);
-#endif
-}
-
 inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* tails, uint32_t tail_pos, int32_t a,
                         int32_t* acc) {
   const uint32_t full = static_cast<uint32_t>(shape.full);
@@ -279,7 +271,7 @@ inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* 
   column_int8_mul(col, full, a, acc);
 #endif
   int32_t* tail_acc = acc + (full << 2);
-  for (uint32_t j = 0; j < shape.tail; ++j) tail_acc[j] += mul_int8_code(a, Int8::code_at(tails, tail_pos + j));
+  for (uint32_t j = 0; j < shape.tail; ++j) tail_acc[j] += mul_i32(a, static_cast<int8_t>(Int8::code_at(tails, tail_pos + j)));
 }
 
 }  // namespace detail
