@@ -18,6 +18,7 @@ from bitnetmcu_torch import config as config_mod
 from bitnetmcu_torch.checkpoint import write_checkpoint
 from bitnetmcu_torch.data import Augmenter, downscale_normalize, load_raw, to_unit_tensor
 from bitnetmcu_torch.models import build_model, model_entries
+from bitnetmcu_torch.optim import Optimizers
 from bitnetmcu_torch.quant import entropy_bits
 
 
@@ -70,7 +71,7 @@ def train(cfg, out_path, log=print):
     test_x, test_y = downscale_normalize(to_unit_tensor(test_u8)), torch.from_numpy(test_labels)
     train_y = torch.from_numpy(train_labels)
     model = build_model(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg["learning_rate"])
+    optimizer = Optimizers(model, cfg)
     augmenter = Augmenter(cfg)
     header = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"] + \
         [f"clip_{n}" for n, _ in model.quant_layers()] + [f"entropy_{n}" for n, _ in model.quant_layers()]
@@ -78,8 +79,7 @@ def train(cfg, out_path, log=print):
     for epoch in range(cfg["num_epochs"]):
         t0 = time.time()
         lr = learning_rate(cfg, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        optimizer.set_schedule(lr / cfg["learning_rate"])
         if epoch < cfg["maxw_update_until_epoch"]:
             model.update_clips(cfg["maxw_algo"], cfg["maxw_quantscale"])
         x = epoch_inputs(cfg, plain, raw28, augmenter)
@@ -91,7 +91,7 @@ def train(cfg, out_path, log=print):
             idx = order[i:i + cfg["batch_size"]]
             out = model(x[idx])
             loss = F.cross_entropy(out, y[idx])
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total_loss += float(loss) * len(idx)

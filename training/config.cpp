@@ -102,7 +102,11 @@ const std::vector<Key>& keys() {
                "prop: s = mean|w| / maxw_quantscale (PerTensor) or max_row|w| / maxw_quantscale"),
       int_key("num_epochs", &Config::num_epochs, 1, 100000, "epochs to train"),
       int_key("batch_size", &Config::batch_size, 1, 1 << 20, "samples per optimizer step"),
+      choice_key("optimizer", &Config::optimizer, {"Adam", "Muon"},
+                 "Adam for every weight, or Muon for the hidden layers' weights with Adam for the classifier"),
       real_key("learning_rate", &Config::learning_rate, 1e-12, 10, "Adam learning rate"),
+      real_key("muon_learning_rate", &Config::muon_learning_rate, 1e-12, 10,
+               "Muon learning rate (optimizer: Muon), scheduled like learning_rate"),
       choice_key("scheduler", &Config::scheduler, {"StepLR", "Cosine", "CosineWarmRestarts"},
                  "learning-rate schedule, stepped once per epoch"),
       real_key("lr_decay", &Config::lr_decay, 1e-9, 1, "StepLR: factor every step_size epochs"),
@@ -296,6 +300,7 @@ std::string Config::run_name() const {
                   std::to_string(network_width1) + "_" + std::to_string(network_width2) + "_" +
                   std::to_string(network_width3);
   if (is_cnn()) n += "_cnn" + std::to_string(cnn_width);
+  if (optimizer != "Adam") n += "_" + optimizer;
   return n + "_e" + std::to_string(num_epochs);
 }
 

@@ -38,7 +38,9 @@ struct Config {
   // optimization
   int num_epochs = 10;
   int batch_size = 128;
-  double learning_rate = 0.001;
+  double learning_rate = 0.001;      // Adam
+  std::string optimizer = "Adam";    // Adam | Muon (hidden layers; the classifier stays on Adam)
+  double muon_learning_rate = 0.01;  // Muon
   std::string scheduler = "Cosine";  // StepLR | Cosine | CosineWarmRestarts
   double lr_decay = 0.1;
   int step_size = 10;

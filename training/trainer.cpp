@@ -1,5 +1,7 @@
 #include "trainer.hpp"
 
+#include "optimizer.hpp"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -44,63 +46,6 @@ class StopSignals {
  private:
   void (*previous_int_)(int);
   void (*previous_term_)(int);
-};
-
-// torch.optim.Adam (betas 0.9/0.999, eps 1e-8, no weight decay) with exportable state.
-class Adam {
- public:
-  explicit Adam(const torch::OrderedDict<std::string, torch::Tensor>& params) : params_(params) {
-    for (const auto& p : params_) {
-      exp_avg_.push_back(torch::zeros_like(p.value()));
-      exp_avg_sq_.push_back(torch::zeros_like(p.value()));
-    }
-  }
-  void zero_grad() {
-    for (auto& p : params_)
-      if (p.value().grad().defined()) p.value().mutable_grad().zero_();
-  }
-  void step(double lr) {
-    torch::NoGradGuard no_grad;
-    ++step_;
-    const double bc1 = 1 - std::pow(kBeta1, static_cast<double>(step_));
-    const double bc2_sqrt = std::sqrt(1 - std::pow(kBeta2, static_cast<double>(step_)));
-    for (size_t i = 0; i < params_.size(); ++i) {
-      torch::Tensor p = params_[i].value();
-      const torch::Tensor& g = p.grad();
-      if (!g.defined()) continue;
-      exp_avg_[i].mul_(kBeta1).add_(g, 1 - kBeta1);
-      exp_avg_sq_[i].mul_(kBeta2).addcmul_(g, g, 1 - kBeta2);
-      const torch::Tensor denom = (exp_avg_sq_[i].sqrt() / bc2_sqrt).add_(kEps);
-      p.addcdiv_(exp_avg_[i], denom, -lr / bc1);
-    }
-  }
-  void save(std::map<std::string, torch::Tensor>& out) const {
-    out["optim/step"] = torch::tensor({step_}, torch::kInt64);
-    for (size_t i = 0; i < params_.size(); ++i) {
-      out["optim/" + params_[i].key() + ".exp_avg"] = exp_avg_[i].detach().cpu().clone();
-      out["optim/" + params_[i].key() + ".exp_avg_sq"] = exp_avg_sq_[i].detach().cpu().clone();
-    }
-  }
-  // Missing state (e.g. a checkpoint written by the Python trainer) restarts Adam from zero.
-  bool load(const std::map<std::string, torch::Tensor>& in) {
-    auto step = in.find("optim/step");
-    if (step == in.end()) return false;
-    for (size_t i = 0; i < params_.size(); ++i) {
-      auto m = in.find("optim/" + params_[i].key() + ".exp_avg");
-      auto v = in.find("optim/" + params_[i].key() + ".exp_avg_sq");
-      if (m == in.end() || v == in.end() || m->second.sizes() != exp_avg_[i].sizes()) return false;
-      exp_avg_[i].copy_(m->second);
-      exp_avg_sq_[i].copy_(v->second);
-    }
-    step_ = step->second.item<int64_t>();
-    return true;
-  }
-
- private:
-  static constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
-  torch::OrderedDict<std::string, torch::Tensor> params_;
-  std::vector<torch::Tensor> exp_avg_, exp_avg_sq_;
-  int64_t step_ = 0;
 };
 
 // A live progress bar on a terminal; silent otherwise (the epoch lines are the plain output).
@@ -255,7 +200,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   QatModel model = build_model(cfg);
   model->to(device);
-  Adam adam(model->named_parameters());
+  Optimizer optimizer(model->named_parameters(), cfg);
 
   int start_epoch = 0;
   std::string metrics = metrics_header(*model);
@@ -264,7 +209,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   result.checkpoint_path = resuming ? options.resume_path : (fs::path(cfg.output_dir) / (cfg.run_name() + ".pt")).string();
   if (resuming) {
     model->load_state_tensors(resumed.tensors);
-    if (!adam.load(resumed.tensors)) out << "note: no optimizer state in the checkpoint; Adam restarts\n";
+    if (!optimizer.load(resumed.tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
     start_epoch = std::stoi(resumed.meta_value("epochs_done", "0"));
     train_seconds = std::stod(resumed.meta_value("train_seconds", "0"));
     if (!resumed.metrics_csv.empty()) metrics = resumed.metrics_csv;
@@ -286,7 +231,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     ck.config_yaml = config_to_yaml(cfg);
     ck.metrics_csv = metrics;
     ck.tensors = model->state_tensors();
-    adam.save(ck.tensors);
+    optimizer.save(ck.tensors);
     std::ostringstream meta;
     meta << "creator: bitnetmcu-train (C++, LibTorch " << TORCH_VERSION << ")\n"
          << "epochs_done: " << epochs_done << "\ncomplete: " << (complete ? "true" : "false")
@@ -308,7 +253,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   StopSignals signals;
   out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training images"
       << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
-      << " test images, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << "\n"
+      << " test images, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << ", "
+      << (cfg.optimizer == "Muon" ? "Muon for " + std::to_string(optimizer.muon_parameters().size()) + " weights + Adam"
+                                  : std::string("Adam")) << "\n"
       << std::flush;
 
   for (int epoch = start_epoch; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
@@ -332,9 +279,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
       const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
       const torch::Tensor logits = model->forward(x);
       const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
-      adam.zero_grad();
+      optimizer.zero_grad();
       loss.backward();
-      adam.step(lr);
+      optimizer.step(lr / cfg.learning_rate);
       loss_sum += loss.detach() * idx.size(0);
       correct += logits.detach().argmax(1).eq(y).sum();
       if (bar.due()) bar.show(b + 1, loss.item<double>());

@@ -33,7 +33,9 @@ KEYS = {
     "maxw_quantscale": ("real", 0.25, (1e-6, 1e6)),
     "num_epochs": ("int", 10, (1, 100000)),
     "batch_size": ("int", 128, (1, 1 << 20)),
+    "optimizer": ("choice", "Adam", ["Adam", "Muon"]),
     "learning_rate": ("real", 0.001, (1e-12, 10)),
+    "muon_learning_rate": ("real", 0.01, (1e-12, 10)),
     "scheduler": ("choice", "Cosine", ["StepLR", "Cosine", "CosineWarmRestarts"]),
     "lr_decay": ("real", 0.1, (1e-9, 1)),
     "step_size": ("int", 10, (1, 100000)),
@@ -192,4 +194,6 @@ def run_name(cfg):
             f"_{cfg['network_width2']}_{cfg['network_width3']}")
     if cfg["model"] == "CNNMNIST":
         name += f"_cnn{cfg['cnn_width']}"
+    if cfg["optimizer"] != "Adam":
+        name += f"_{cfg['optimizer']}"
     return name + f"_e{cfg['num_epochs']}"

@@ -69,10 +69,11 @@ def test_forward_shapes(model_name):
     assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
 
 
-def test_tiny_training_run_reloads(tmp_path, mnist_test):
+@pytest.mark.parametrize("optimizer", ["Adam", "Muon"])
+def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer):
     import train
     cfg = config.default_config()
-    cfg.update(data_dir=data_dir(), num_epochs=1, train_subset=2000, test_subset=500, augmentation=True,
+    cfg.update(optimizer=optimizer, data_dir=data_dir(), num_epochs=1, train_subset=2000, test_subset=500, augmentation=True,
                elastictransformprobability=0.3, network_width1=32, network_width2=32, network_width3=0)
     out = str(tmp_path / "tiny.pt")
     model = train.train(cfg, out, log=lambda *_: None)
@@ -83,3 +84,20 @@ def test_tiny_training_run_reloads(tmp_path, mnist_test):
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_muon_orthogonalizes_the_hidden_weights_only():
+    from bitnetmcu_torch.optim import Muon, Optimizers, orthogonalize
+    torch.manual_seed(0)
+    for shape in [(64, 256), (256, 64), (16, 40)]:
+        sv = torch.linalg.svdvals(orthogonalize(torch.randn(shape)))
+        assert 0.6 < float(sv.min()) and float(sv.max()) < 1.25, (shape, sv)
+    cfg = config.default_config()
+    cfg.update(optimizer="Muon")
+    model = build_model(cfg)
+    opts = Optimizers(model, cfg)
+    names = {id(p): n for n, p in model.named_parameters()}
+    by_kind = {type(opt).__name__: sorted(names[id(p)] for g in opt.param_groups for p in g["params"])
+               for opt, _ in opts.base}
+    assert by_kind == {"Adam": ["fcl.weight"], "Muon": ["fc1.weight", "fc2.weight", "fc3.weight"]}
+    assert isinstance(opts.base[1][0], Muon)

@@ -70,9 +70,11 @@ TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accu
   CHECK(load_checkpoint(r.checkpoint_path).meta_value("complete") == "true");
 }
 
-TEST_CASE("resume continues exactly where a run stopped") {
+TEST_CASE("resume continues exactly where a run stopped, optimizer state included") {
   if (!have_mnist()) return;
   Config cfg = small_config("resume");
+  cfg.optimizer = GENERATE(as<std::string>{}, "Adam", "Muon");
+  INFO("optimizer " << cfg.optimizer);
   cfg.network_width1 = cfg.network_width2 = 16, cfg.network_width3 = 0;
   cfg.train_subset = 512, cfg.test_subset = 256, cfg.batch_size = 64;
   cfg.scheduler = "StepLR";  // rate independent of num_epochs
