@@ -10,7 +10,8 @@ namespace bitnetmcu::train {
 namespace {
 constexpr double kBeta1 = 0.9, kBeta2 = 0.999, kEps = 1e-8;
 constexpr double kMuonMomentum = 0.95;
-constexpr int64_t kMuonMinElements = 65;  // smaller tensors gain nothing from orthogonalization
+constexpr int64_t kMuonMinElements = 65;
+constexpr float kSubnormalFloor = 1e-30f;  // well above FLT_MIN (1.2e-38), far below any real step  // smaller tensors gain nothing from orthogonalization
 }  // namespace
 
 torch::Tensor orthogonalize(const torch::Tensor& g, int steps) {
@@ -58,6 +59,9 @@ void Optimizer::step(double schedule) {
     if (s.muon) {
       // Nesterov momentum, orthogonalized; scaled so that tall matrices move as far per element.
       s.first.mul_(kMuonMomentum).add_(g);
+      // Where the gradient stays zero (dead units) the momentum decays into the subnormal range,
+      // where the GEMMs below run ~50x slower: flush it to zero.
+      s.first.masked_fill_(s.first.abs() < kSubnormalFloor, 0);
       const torch::Tensor rows = g.add(s.first, kMuonMomentum).flatten(1);
       const double shape_scale = std::sqrt(std::max(1.0, static_cast<double>(rows.size(0)) / static_cast<double>(rows.size(1))));
       s.param.add_(orthogonalize(rows).view_as(s.param), -muon_rate_ * schedule * shape_scale);

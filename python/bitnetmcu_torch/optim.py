@@ -33,6 +33,7 @@ class Muon(torch.optim.Optimizer):
                 g = p.grad.flatten(1)
                 buf = self.state[p].setdefault("momentum", torch.zeros_like(g))
                 buf.mul_(MOMENTUM).add_(g)
+                buf.masked_fill_(buf.abs() < 1e-30, 0)  # no subnormals (dead units): slow GEMMs
                 update = orthogonalize(g + MOMENTUM * buf)
                 scale = max(1.0, g.size(0) / g.size(1)) ** 0.5
                 p.add_(update.view_as(p), alpha=-group["lr"] * scale)

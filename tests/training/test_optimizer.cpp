@@ -143,3 +143,26 @@ TEST_CASE("optimizer Muon: hidden weights by Muon (written out), classifier and 
     CHECK_FALSE(adam.load(state));
   }
 }
+
+TEST_CASE("optimizer Muon: momentum of weights whose gradient stays zero ends at 0, never subnormal") {
+  // Dead units give rows of zero gradient; 0.95^n decay would pass through the subnormal range,
+  // where the orthogonalization GEMMs slow down ~50x (seen: a Binary FC epoch from 8 s to 55 s).
+  torch::manual_seed(11);
+  auto params = parameters({{"fc1.weight", {16, 40}}});
+  Config cfg;
+  cfg.optimizer = "Muon";
+  Optimizer optimizer(params, cfg);
+  for (int step = 0; step < 1500; ++step) {
+    torch::Tensor g = torch::zeros({16, 40});
+    g.narrow(0, 0, 8).normal_();  // rows 8..15: gradient only at the first step
+    if (step == 0) g.normal_();
+    params[0].value().mutable_grad() = g;
+    optimizer.step(1.0);
+  }
+  std::map<std::string, torch::Tensor> state;
+  optimizer.save(state);
+  const torch::Tensor dead = state.at("optim/fc1.weight.momentum").narrow(0, 8, 8).abs();
+  CHECK(dead.max().item<float>() == 0.0f);
+  const torch::Tensor all = state.at("optim/fc1.weight.momentum").abs();
+  CHECK(((all > 0) & (all < 1.2e-38f)).sum().item<int64_t>() == 0);
+}
