@@ -212,6 +212,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     if (!optimizer.load(resumed.tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
     start_epoch = std::stoi(resumed.meta_value("epochs_done", "0"));
     train_seconds = std::stod(resumed.meta_value("train_seconds", "0"));
+    // a finished run resumed has nothing left to train: report what it recorded
+    result.test_accuracy = std::stod(resumed.meta_value("test_accuracy", "0"));
+    result.test_loss = std::stod(resumed.meta_value("test_loss", "0"));
     if (!resumed.metrics_csv.empty()) metrics = resumed.metrics_csv;
     out << "resuming " << options.resume_path << " after epoch " << start_epoch << "\n";
   } else {
