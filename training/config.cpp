@@ -156,7 +156,7 @@ const Key* find_key(const std::string& name) {
 std::string expected(const Key& k) {
   std::ostringstream os;
   switch (k.kind) {
-    case Kind::Int: os << "an integer in [" << k.lo << ", " << k.hi << "]"; break;
+    case Kind::Int: os << "an integer in [" << static_cast<long long>(k.lo) << ", " << static_cast<long long>(k.hi) << "]"; break;
     case Kind::Real: os << "a number in [" << k.lo << ", " << k.hi << "]"; break;
     case Kind::Bool: os << "true or false"; break;
     case Kind::Choice: os << "one of " << join(k.choices, ", "); break;

@@ -66,7 +66,7 @@ def _convert(where, key, value):
 
     def fail():
         if kind == "int":
-            expected = f"an integer in [{rule[0]:g}, {rule[1]:g}]"
+            expected = f"an integer in [{int(rule[0])}, {int(rule[1])}]"
         elif kind == "real":
             expected = f"a number in [{rule[0]:g}, {rule[1]:g}]"
         elif kind == "choice":
