@@ -60,7 +60,7 @@ void Optimizer::step(double schedule) {
       // Nesterov momentum, orthogonalized; scaled so that tall matrices move as far per element.
       s.first.mul_(kMuonMomentum).add_(g);
       // Where the gradient stays zero (dead units) the momentum decays into the subnormal range,
-      // where the GEMMs below run ~50x slower: flush it to zero.
+      // where the GEMMs below slow down many times over (a Binary FC epoch: 8 s -> 55 s): flush it.
       s.first.masked_fill_(s.first.abs() < kSubnormalFloor, 0);
       const torch::Tensor rows = g.add(s.first, kMuonMomentum).flatten(1);
       const double shape_scale = std::sqrt(std::max(1.0, static_cast<double>(rows.size(0)) / static_cast<double>(rows.size(1))));
