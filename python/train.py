@@ -22,23 +22,22 @@ from bitnetmcu_torch.optim import Optimizers
 from bitnetmcu_torch.quant import entropy_bits
 
 
-def learning_rate(cfg, epoch):
-    """The scheduled rate of an epoch (schedulers stepped once per epoch), halved from
-    halve_lr_epoch on."""
-    base = cfg["learning_rate"]
+def schedule_factor(cfg, epoch):
+    """The schedule's factor of an epoch (schedulers stepped once per epoch; 1 at the start),
+    halved from halve_lr_epoch on. It scales learning_rate and muon_learning_rate alike."""
     if cfg["scheduler"] == "StepLR":
-        lr = base * cfg["lr_decay"] ** (epoch // cfg["step_size"])
+        f = cfg["lr_decay"] ** (epoch // cfg["step_size"])
     elif cfg["scheduler"] == "Cosine":
-        lr = base * 0.5 * (1 + math.cos(math.pi * epoch / cfg["num_epochs"]))
+        f = 0.5 * (1 + math.cos(math.pi * epoch / cfg["num_epochs"]))
     else:  # CosineWarmRestarts
         t_i, t_cur = cfg["T_0"], epoch
         while t_cur >= t_i:
             t_cur -= t_i
             t_i *= cfg["T_mult"]
-        lr = base * 0.5 * (1 + math.cos(math.pi * t_cur / t_i))
+        f = 0.5 * (1 + math.cos(math.pi * t_cur / t_i))
     if 0 <= cfg["halve_lr_epoch"] <= epoch:
-        lr *= 0.5
-    return lr
+        f *= 0.5
+    return f
 
 
 @torch.no_grad()
@@ -78,8 +77,9 @@ def train(cfg, out_path, log=print):
     rows, started = [",".join(header)], time.time()
     for epoch in range(cfg["num_epochs"]):
         t0 = time.time()
-        lr = learning_rate(cfg, epoch)
-        optimizer.set_schedule(lr / cfg["learning_rate"])
+        factor = schedule_factor(cfg, epoch)
+        lr = cfg["learning_rate"] * factor
+        optimizer.set_schedule(factor)
         if epoch < cfg["maxw_update_until_epoch"]:
             model.update_clips(cfg["maxw_algo"], cfg["maxw_quantscale"])
         x = epoch_inputs(cfg, plain, raw28, augmenter)

@@ -38,9 +38,15 @@ Optimizer::Optimizer(const torch::OrderedDict<std::string, torch::Tensor>& param
     const torch::Tensor& t = p.value();
     const bool classifier = p.key().rfind("fcl", 0) == 0;
     const bool muon = use_muon && !classifier && t.dim() >= 2 && t.numel() >= kMuonMinElements;
-    if (muon) muon_names_.push_back(p.key());
     slots_.push_back({p.key(), t, torch::zeros_like(t), muon ? torch::Tensor() : torch::zeros_like(t), muon});
   }
+}
+
+std::vector<std::string> Optimizer::muon_parameters() const {
+  std::vector<std::string> names;
+  for (const Slot& s : slots_)
+    if (s.muon) names.push_back(s.name);
+  return names;
 }
 
 void Optimizer::zero_grad() {
@@ -89,24 +95,22 @@ void Optimizer::save(std::map<std::string, torch::Tensor>& out) const {
 bool Optimizer::load(const std::map<std::string, torch::Tensor>& in) {
   auto step = in.find("optim/step");
   if (step == in.end()) return false;
-  auto fetch = [&](const std::string& key, const torch::Tensor& like) -> const torch::Tensor* {
+  // Every tensor is looked up (and its shape checked) before any is copied: all or nothing.
+  std::vector<std::pair<torch::Tensor*, const torch::Tensor*>> copies;
+  auto want = [&](const std::string& key, torch::Tensor& into) {
     auto it = in.find(key);
-    return it != in.end() && it->second.sizes() == like.sizes() ? &it->second : nullptr;
+    if (it == in.end() || it->second.sizes() != into.sizes()) return false;
+    copies.emplace_back(&into, &it->second);
+    return true;
   };
-  for (const Slot& s : slots_) {
-    if (s.muon ? !fetch("optim/" + s.name + ".momentum", s.first)
-               : !fetch("optim/" + s.name + ".exp_avg", s.first) || !fetch("optim/" + s.name + ".exp_avg_sq", s.second))
-      return false;
+  for (Slot& s : slots_) {
+    const bool found = s.muon ? want("optim/" + s.name + ".momentum", s.first)
+                              : want("optim/" + s.name + ".exp_avg", s.first) &&
+                                    want("optim/" + s.name + ".exp_avg_sq", s.second);
+    if (!found) return false;
   }
   torch::NoGradGuard no_grad;
-  for (Slot& s : slots_) {
-    if (s.muon) {
-      s.first.copy_(*fetch("optim/" + s.name + ".momentum", s.first));
-    } else {
-      s.first.copy_(*fetch("optim/" + s.name + ".exp_avg", s.first));
-      s.second.copy_(*fetch("optim/" + s.name + ".exp_avg_sq", s.second));
-    }
-  }
+  for (auto& [into, from] : copies) into->copy_(*from);
   step_ = step->second.item<int64_t>();
   return true;
 }

@@ -27,7 +27,7 @@ class Optimizer {
   void save(std::map<std::string, torch::Tensor>& out) const;
   // false (and the state left at zero) when the tensors hold no matching state.
   bool load(const std::map<std::string, torch::Tensor>& in);
-  const std::vector<std::string>& muon_parameters() const { return muon_names_; }
+  std::vector<std::string> muon_parameters() const;  // in parameter order
 
  private:
   struct Slot {
@@ -36,7 +36,6 @@ class Optimizer {
     bool muon;
   };
   std::vector<Slot> slots_;
-  std::vector<std::string> muon_names_;
   double adam_rate_, muon_rate_;
   int64_t step_ = 0;
 };

@@ -113,12 +113,12 @@ void write_text_atomic(const std::string& path, const std::string& text) {
 
 }  // namespace
 
-double learning_rate_at(const Config& cfg, int epoch) {
-  double lr = cfg.learning_rate;
+double schedule_factor(const Config& cfg, int epoch) {
+  double f = 1.0;
   if (cfg.scheduler == "StepLR") {
-    lr *= std::pow(cfg.lr_decay, epoch / cfg.step_size);
+    f *= std::pow(cfg.lr_decay, epoch / cfg.step_size);
   } else if (cfg.scheduler == "Cosine") {
-    lr *= 0.5 * (1 + std::cos(M_PI * epoch / cfg.num_epochs));
+    f *= 0.5 * (1 + std::cos(M_PI * epoch / cfg.num_epochs));
   } else {  // CosineWarmRestarts, as torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
     double t_cur = epoch, t_i = cfg.T_0;
     if (cfg.T_mult == 1) {
@@ -128,11 +128,13 @@ double learning_rate_at(const Config& cfg, int epoch) {
       t_cur = epoch - cfg.T_0 * (std::pow(cfg.T_mult, n) - 1) / (cfg.T_mult - 1);
       t_i = cfg.T_0 * std::pow(cfg.T_mult, n);
     }
-    lr *= 0.5 * (1 + std::cos(M_PI * t_cur / t_i));
+    f *= 0.5 * (1 + std::cos(M_PI * t_cur / t_i));
   }
-  if (cfg.halve_lr_epoch >= 0 && epoch >= cfg.halve_lr_epoch) lr *= 0.5;
-  return lr;
+  if (cfg.halve_lr_epoch >= 0 && epoch >= cfg.halve_lr_epoch) f *= 0.5;
+  return f;
 }
+
+double learning_rate_at(const Config& cfg, int epoch) { return cfg.learning_rate * schedule_factor(cfg, epoch); }
 
 void configure_threads(const Config& cfg) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -253,6 +255,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   };
   std::future<MnistSplit> next_samples;
   if (start_epoch < cfg.num_epochs) next_samples = prepare(start_epoch);
+  result.epochs_done = start_epoch;  // advanced after each completed epoch
   StopSignals signals;
   out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training images"
       << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
@@ -264,7 +267,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   for (int epoch = start_epoch; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
     const auto t0 = Clock::now();
     torch::manual_seed(static_cast<uint64_t>(cfg.seed) * 1000003ull + static_cast<uint64_t>(epoch));
-    const double lr = learning_rate_at(cfg, epoch);
+    const double schedule = schedule_factor(cfg, epoch), lr = cfg.learning_rate * schedule;
     // after each of the first maxw_update_until_epoch epochs (as the reference trainer does)
     if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
     const MnistSplit samples = next_samples.get();
@@ -284,7 +287,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
       const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
       optimizer.zero_grad();
       loss.backward();
-      optimizer.step(lr / cfg.learning_rate);
+      optimizer.step(schedule);
       loss_sum += loss.detach() * idx.size(0);
       correct += logits.detach().argmax(1).eq(y).sum();
       if (bar.due()) bar.show(b + 1, loss.item<double>());
@@ -316,7 +319,6 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     write_text_atomic(csv_path, metrics);
     result.epochs_done = epoch + 1;
   }
-  result.epochs_done = std::stoi(boundary.meta_value("epochs_done"));
   if (StopSignals::requested()) {
     boundary.set_meta_value("interrupted", "true");
     save_checkpoint_atomic(result.checkpoint_path, boundary);

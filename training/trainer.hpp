@@ -11,7 +11,10 @@
 
 namespace bitnetmcu::train {
 
-// Learning rate of an epoch (0-based): the scheduler, then halve_lr_epoch.
+// The schedule's factor for an epoch (0-based; 1 at the start): the scheduler, then
+// halve_lr_epoch. It scales learning_rate (Adam) and muon_learning_rate alike.
+double schedule_factor(const Config& cfg, int epoch);
+// learning_rate * schedule_factor: the Adam rate of an epoch.
 double learning_rate_at(const Config& cfg, int epoch);
 
 struct TrainOptions {

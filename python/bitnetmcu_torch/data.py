@@ -78,14 +78,6 @@ def to_unit_tensor(images_uint8):
     return torch.tensor(np.asarray(images_uint8), dtype=torch.float32).div_(255.0).unsqueeze(1)
 
 
-def quantize_input(images):
-    """SPEC §2 int8 input quantization in torch (the module's quantize_input does the same)."""
-    x = images.reshape(images.shape[0], -1).float()
-    m = x.abs().amax(dim=1, keepdim=True).clamp(min=1e-5)
-    s = torch.full_like(m, 127.0).div_(m)  # a true division, as the module and exporter do
-    return torch.round(x * s).clamp(-128, 127).to(torch.int8)
-
-
 class Augmenter:
     """SPEC §2 augmentation, a whole batch per call: rotation1 then an affine map (rotation2,
     whole-pixel shift up to 10 %, scale 0.9-1.1) as one grid_sample, then for a random subset an

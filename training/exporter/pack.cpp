@@ -279,7 +279,7 @@ TargetFit check_target(const PackedModel& model, const Target& target) {
   f.ram_needed = f.scratch_bytes + f.stack_estimate;
   f.ram_budget = target.ram_bytes;
   f.borderline = f.flash_needed > f.flash_budget && f.flash_needed <= f.flash_budget + kFitMargin;
-  f.fits = f.flash_needed <= f.flash_budget + (f.borderline ? kFitMargin : 0) && f.ram_needed <= f.ram_budget;
+  f.fits = f.flash_needed <= f.flash_budget + kFitMargin && f.ram_needed <= f.ram_budget;
   return f;
 }
 
@@ -287,7 +287,7 @@ std::string TargetFit::describe() const {
   std::ostringstream s;
   s << target << ": flash " << flash_needed << " / " << flash_budget << " bytes (weights " << weight_bytes
     << " + engine code estimate " << code_bytes_estimate << ")"
-    << (flash_needed > flash_budget + (borderline ? kFitMargin : 0) ? "  OVER" : "")
+    << (flash_needed > flash_budget + kFitMargin ? "  OVER" : "")
     << "; RAM " << ram_needed << " / " << ram_budget << " bytes (scratch " << scratch_bytes
     << " + stack/globals estimate " << stack_estimate << ")" << (ram_needed > ram_budget ? "  OVER" : "");
   if (borderline)
