@@ -51,6 +51,10 @@ inline void cnn_layer(const uint8_t* w, uint32_t side, uint32_t channels, uint32
   cnn_channel_block<S>(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, plane, out);
 }
 
+// Whether a worst-case |acc| fits the int32 accumulators. The one bound both the typed model
+// (static_assert) and the model-file parser (at load time) check.
+constexpr bool fits_accumulator(int64_t worst_abs_acc) { return worst_abs_acc < 0x7FFFFFFFll; }
+
 // Worst-case |acc| of a dense layer (int8 inputs, or inputs minus an int8 offset).
 constexpr int64_t dense_acc_bound(uint32_t n_in, int32_t max_abs_weight, bool offset_input) {
   return static_cast<int64_t>(n_in) * (offset_input ? 255 : 128) * max_abs_weight;

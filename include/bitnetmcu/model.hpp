@@ -65,7 +65,7 @@ struct Dense {
   static constexpr size_t out_words = Out;  // int32 accumulators
   static constexpr size_t work_words = 0;   // extra scratch in the other buffer
   static constexpr int64_t acc_bound = dense_acc_bound(In, S::max_abs, has_rowsum);
-  static_assert(acc_bound < 0x7FFFFFFFll, "dense layer too large: int32 accumulator could overflow");
+  static_assert(fits_accumulator(acc_bound), "dense layer too large: int32 accumulator could overflow");
   static_assert(In > 0 && Out > 0, "empty dense layer");
   static void run(const int8_t* x, int32_t* out, int32_t* /*work*/) { dense_layer<S>(W, RowSum, In, Out, x, out); }
   // The run-time description (int32 row sums only: LayerDesc and model files carry int32).
@@ -88,7 +88,8 @@ struct Cnn {
   static constexpr size_t out_words = outputs;
   static constexpr size_t work_words = (Side - 2) * (Side - 2);  // the channel plane
   static_assert(Side >= 8 && Side <= 64, "CNN input side out of range");
-  static_assert(cnn_acc_bound(Shift, S::max_abs) < 0x7FFFFFFFll, "CNN activation shift too small: int32 overflow");
+  static_assert(side_out > 0, "CNN input side too small: the block has no outputs (side 12 at least)");
+  static_assert(fits_accumulator(cnn_acc_bound(Shift, S::max_abs)), "CNN activation shift too small: int32 overflow");
   static void run(const int8_t* x, int32_t* out, int32_t* work) { cnn_layer<S>(W, Side, Channels, Shift, x, work, out); }
   static constexpr LayerDesc desc() {
     return {LayerKind::Cnn, S::id, static_cast<uint8_t>(Shift), Side, Channels, W, nullptr};

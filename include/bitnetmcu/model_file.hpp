@@ -19,7 +19,8 @@ constexpr uint32_t kModelFileVersion = 1;
 constexpr size_t kModelFileMaxLayers = 16;
 
 enum class ModelFileError : uint8_t {
-  Ok = 0, TooShort, BadMagic, BadVersion, TooManyLayers, Truncated, BadLayer, BadChecksum, Misaligned
+  Ok = 0, TooShort, BadMagic, BadVersion, TooManyLayers, Truncated, BadLayer, BadChecksum, Misaligned,
+  NoOutputs, BadFlags, BadShift, AccumulatorOverflow, BadRowSum
 };
 constexpr const char* model_file_error_text(ModelFileError e) {
   switch (e) {
@@ -32,12 +33,19 @@ constexpr const char* model_file_error_text(ModelFileError e) {
     case ModelFileError::BadLayer: return "layer with unknown kind/scheme or inconsistent sizes";
     case ModelFileError::BadChecksum: return "checksum mismatch (file corrupt)";
     case ModelFileError::Misaligned: return "buffer not 4-byte aligned";
+    case ModelFileError::NoOutputs: return "layer without outputs (expected at least 1; a CNN needs input side >= 12)";
+    case ModelFileError::BadFlags: return "unknown flag bits (expected only bit 0, row sums, and only on dense layers)";
+    case ModelFileError::BadShift: return "shift out of range (expected 0 for dense layers, 0..31 for CNN)";
+    case ModelFileError::AccumulatorOverflow:
+      return "int32 accumulator could overflow (expected fewer inputs for this scheme, or a larger CNN shift)";
+    case ModelFileError::BadRowSum: return "row sums differ from the sums of the layer's weights";
   }
   return "unknown error";
 }
 
 struct ModelFileInfo {
   uint32_t n_layers, input_size, num_classes;
+  uint32_t error_layer;  // index of the offending layer when parsing fails inside one, else UINT32_MAX
 };
 
 constexpr uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc = 0) {
@@ -106,10 +114,47 @@ inline size_t write_model_file(const LayerDesc* layers, uint32_t n, uint8_t* out
   return static_cast<size_t>(p - out);
 }
 
+namespace detail {
+// Whether rowsum[o] == sum_i decode(W[o][i]) for every output: the premise of the accumulator
+// bound with the background offset (dense_layer adds x[0] * rowsum[o] back).
+template <class S>
+inline bool rowsums_match(const typename S::word_t* w, uint32_t n_in, uint32_t n_out, const int32_t* rowsum) {
+  const ColumnShape c = column_shape<S>(n_out);
+  const size_t full_codes = c.full * S::codes_per_word;
+  const typename S::word_t* tails = w + n_in * c.full;
+  for (uint32_t o = 0; o < n_out; ++o) {
+    int64_t sum = 0;
+    for (uint32_t i = 0; i < n_in; ++i)
+      sum += S::decode(o < full_codes ? S::code_at(w + i * c.full, o) : S::code_at(tails, i * c.tail + (o - full_codes)));
+    if (sum != rowsum[o]) return false;
+  }
+  return true;
+}
+
+// The checks on one layer's values that the typed model makes at compile time.
+inline ModelFileError check_layer_values(const LayerDesc& d) {
+  if (layer_out_words(d) == 0) return ModelFileError::NoOutputs;
+  ModelFileError err = ModelFileError::Ok;
+  visit_scheme(d.scheme, [&](auto s) {
+    using S = decltype(s);
+    if (d.kind == LayerKind::Cnn) {
+      if (!fits_accumulator(cnn_acc_bound(d.shift, S::max_abs))) err = ModelFileError::AccumulatorOverflow;
+    } else if (!fits_accumulator(dense_acc_bound(d.n_in, S::max_abs, d.rowsum != nullptr))) {
+      err = ModelFileError::AccumulatorOverflow;
+    } else if (d.rowsum && !rowsums_match<S>(static_cast<const typename S::word_t*>(d.weights), d.n_in, d.n_out,
+                                             d.rowsum)) {
+      err = ModelFileError::BadRowSum;
+    }
+  });
+  return err;
+}
+}  // namespace detail
+
 // Parses a model file in place: layers[] point into `buf`, which must stay alive, be 4-byte
 // aligned and little-endian order must match the host.
 inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc* layers, uint32_t max_layers,
                                        ModelFileInfo* info) {
+  info->error_layer = UINT32_MAX;
   if (reinterpret_cast<uintptr_t>(buf) % 4) return ModelFileError::Misaligned;
   if (len < 8 + 16 + 4) return ModelFileError::TooShort;
   const char* magic = "BNMCUMD1";
@@ -121,9 +166,11 @@ inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc
   info->input_size = detail::get32(buf + 16);
   info->num_classes = detail::get32(buf + 20);
   if (info->n_layers == 0 || info->n_layers > max_layers) return ModelFileError::TooManyLayers;
+  if (info->num_classes == 0) return ModelFileError::NoOutputs;
   size_t pos = 24;
   const size_t end = len - 4;
   for (uint32_t l = 0; l < info->n_layers; ++l) {
+    info->error_layer = l;
     if (pos + 16 > end) return ModelFileError::Truncated;
     LayerDesc& d = layers[l];
     const uint8_t kind = buf[pos], scheme = buf[pos + 1], flags = buf[pos + 3];
@@ -136,7 +183,9 @@ inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc
     const uint32_t wb = detail::get32(buf + pos + 12);
     pos += 16;
     if (d.n_in == 0 || d.n_out == 0 || d.n_in > 65536 || d.n_out > 65536) return ModelFileError::BadLayer;
-    if (d.kind == LayerKind::Cnn && (d.n_in < 8 || d.n_in > 64 || d.shift > 31)) return ModelFileError::BadLayer;
+    if (d.kind == LayerKind::Cnn && (d.n_in < 8 || d.n_in > 64)) return ModelFileError::BadLayer;
+    if (d.shift > (d.kind == LayerKind::Cnn ? 31 : 0)) return ModelFileError::BadShift;
+    if ((flags & ~1u) || (d.kind == LayerKind::Cnn && (flags & 1u))) return ModelFileError::BadFlags;
     if (wb != layer_weight_bytes(d)) return ModelFileError::BadLayer;
     if (pos + wb > end) return ModelFileError::Truncated;
     d.weights = buf + pos;
@@ -151,7 +200,10 @@ inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc
         l == 0 ? info->input_size : static_cast<uint32_t>(layer_out_words(layers[l - 1]));
     const uint32_t in_actual = d.kind == LayerKind::Cnn ? d.n_in * d.n_in : d.n_in;
     if (in_actual != in_expected) return ModelFileError::BadLayer;
+    const ModelFileError values = detail::check_layer_values(d);
+    if (values != ModelFileError::Ok) return values;
   }
+  info->error_layer = UINT32_MAX;
   if (pos != end) return ModelFileError::Truncated;
   if (layer_out_words(layers[info->n_layers - 1]) != info->num_classes) return ModelFileError::BadLayer;
   return ModelFileError::Ok;

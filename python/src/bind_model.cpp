@@ -34,7 +34,9 @@ struct Model {
     const auto err = bn::parse_model_file(reinterpret_cast<const uint8_t*>(m->words.data()), data.size(),
                                           m->layers.data(), bn::kModelFileMaxLayers, &m->info);
     if (err != bn::ModelFileError::Ok)
-      throw py::value_error(source + ": " + bn::model_file_error_text(err));
+      throw py::value_error(source + ": " +
+                            (m->info.error_layer != UINT32_MAX ? "layer " + std::to_string(m->info.error_layer) + ": " : "") +
+                            bn::model_file_error_text(err));
     m->layers.resize(m->info.n_layers);
     m->needs = bn::runtime_needs(m->layers.data(), m->info.n_layers);
     return m;
