@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -309,6 +310,10 @@ Config config_from_yaml_text(const std::string& text, const std::string& origin)
 }
 
 Config load_config(const std::string& yaml_path, const std::vector<std::string>& set_overrides) {
+  // std::ifstream opens a directory and reads nothing from it, which would mean "all defaults".
+  std::error_code ec;
+  if (std::filesystem::exists(yaml_path, ec) && !std::filesystem::is_regular_file(yaml_path, ec))
+    throw ConfigError(yaml_path + ": not a regular file (expected a YAML configuration file)");
   std::ifstream in(yaml_path, std::ios::binary);
   if (!in) throw ConfigError(yaml_path + ": cannot open configuration file");
   std::ostringstream text;

@@ -5,7 +5,6 @@
 #include "qat.hpp"
 
 #include <torch/torch.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <filesystem>
@@ -15,49 +14,7 @@ namespace bitnetmcu::train {
 namespace fs = std::filesystem;
 namespace F = torch::nn::functional;
 
-// ---- IDX ------------------------------------------------------------------------------------
-
-IdxArray read_idx(const std::string& path) {
-  if (!fs::exists(path)) throw std::runtime_error(path + ": file not found");
-  // gzread passes uncompressed files through unchanged, so one path reads both kinds.
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw std::runtime_error(path + ": cannot open file");
-  std::vector<uint8_t> bytes;
-  uint8_t buf[1 << 16];
-  int n;
-  while ((n = gzread(f, buf, sizeof buf)) > 0) bytes.insert(bytes.end(), buf, buf + n);
-  int err = 0;
-  const char* msg = gzerror(f, &err);
-  const std::string gz_message = (n < 0 && msg) ? msg : "";
-  gzclose(f);
-  if (n < 0) throw std::runtime_error(path + ": read error (" + gz_message + "): truncated or corrupt gzip data");
-
-  auto u32_at = [&](size_t pos) {
-    return (uint32_t{bytes[pos]} << 24) | (uint32_t{bytes[pos + 1]} << 16) | (uint32_t{bytes[pos + 2]} << 8) |
-           uint32_t{bytes[pos + 3]};
-  };
-  if (bytes.size() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[2] != 0x08 || bytes[3] == 0)
-    throw std::runtime_error(path + ": not an unsigned-byte IDX file (expected magic 00 00 08 <ndim>)");
-  const size_t ndim = bytes[3];
-  const size_t header = 4 + 4 * ndim;
-  if (bytes.size() < header)
-    throw std::runtime_error(path + ": truncated header (" + std::to_string(bytes.size()) + " bytes)");
-  IdxArray a;
-  size_t expected = 1;
-  for (size_t d = 0; d < ndim; ++d) {
-    a.dims.push_back(u32_at(4 + 4 * d));
-    expected *= static_cast<size_t>(a.dims.back());
-  }
-  const size_t have = bytes.size() - header;
-  if (have < expected)
-    throw std::runtime_error(path + ": truncated: dimensions need " + std::to_string(expected) +
-                             " data bytes, the file has " + std::to_string(have));
-  if (have > expected)
-    throw std::runtime_error(path + ": " + std::to_string(have - expected) +
-                             " unexpected bytes after the data the header describes");
-  a.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());
-  return a;
-}
+// ---- IDX pairs ------------------------------------------------------------------------------
 
 MnistSplit load_idx_pair(const std::string& images_path, const std::string& labels_path) {
   const IdxArray img = read_idx(images_path);
@@ -139,7 +96,13 @@ torch::Tensor quantize_input(const torch::Tensor& images) {
   const int64_t n = x.size(0), d = x.size(1);
   const float* src = x.data_ptr<float>();
   int8_t* dst = q.data_ptr<int8_t>();
-  for (int64_t i = 0; i < n; ++i) bitnetmcu::quantize_input(src + i * d, static_cast<uint32_t>(d), dst + i * d);
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bad = bitnetmcu::first_non_finite(src + i * d, static_cast<uint32_t>(d));
+    if (bad != d)
+      throw std::invalid_argument("quantize_input: image " + std::to_string(i) + ", value " + std::to_string(bad) +
+                                  " is " + std::to_string(src[i * d + bad]) + "; expected finite values");
+    bitnetmcu::quantize_input(src + i * d, static_cast<uint32_t>(d), dst + i * d);
+  }
   return q;
 }
 

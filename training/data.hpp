@@ -3,6 +3,7 @@
 #pragma once
 #include "bitnetmcu/preprocess.hpp"
 #include "config.hpp"
+#include "idx.hpp"
 
 #include <torch/types.h>
 
@@ -14,14 +15,6 @@ namespace bitnetmcu::train {
 
 using bitnetmcu::kMnistMean;  // bitnetmcu/preprocess.hpp
 using bitnetmcu::kMnistStd;
-
-struct IdxArray {
-  std::vector<int64_t> dims;
-  std::vector<uint8_t> data;  // row-major, prod(dims) bytes
-};
-// Reads an unsigned-byte IDX file, gzip-compressed or not. Throws std::runtime_error naming the
-// file on a missing file, wrong magic, or a length that does not match the dimensions.
-IdxArray read_idx(const std::string& path);
 
 struct MnistSplit {
   torch::Tensor images;  // [N,1,16,16] float, downscaled and normalized

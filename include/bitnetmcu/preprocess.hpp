@@ -41,8 +41,17 @@ inline void resize_weights(uint32_t in_size, uint32_t out_size, float* m) {
   }
 }
 
+// Index of the first NaN or infinite value of x, or n when all are finite. quantize_input has
+// no int8 for them (NaN would become 0, inf would zero every other value): callers reject them.
+inline uint32_t first_non_finite(const float* x, uint32_t n) {
+  for (uint32_t i = 0; i < n; ++i)
+    if (!(x[i] - x[i] == 0.0f)) return i;  // inf - inf and NaN - NaN are NaN
+  return n;
+}
+
 // Per-image symmetric int8 quantization of the network input (SPEC §2), float32 arithmetic
 // exactly as the tensor version would do it: s = 127 / max(max|x|, 1e-5), q = round(x * s).
+// x must be finite (first_non_finite).
 inline void quantize_input(const float* x, uint32_t n, int8_t* q) {
   float m = 0;
   for (uint32_t i = 0; i < n; ++i) {
