@@ -106,6 +106,12 @@ void matrix_resize(const uint8_t* src, int h, int w, int oh, int ow, const std::
     }
 }
 
+// "index 5" for one image, "image 2, index 5" for a batch: where a bad value sits.
+std::string value_position(bool single, py::ssize_t image, uint32_t index) {
+  return (single ? "" : "image " + std::to_string(image) + ", ") + "index " + std::to_string(index);
+}
+std::string float_text(float v) { return py::str(py::float_(v)); }
+
 py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float std, bool pil_rounding) {
   py::array a = as_array(obj);
   require_dtype<uint8_t>(a, "preprocess", "uint8 images of shape (N, H, W) or (H, W)");
@@ -113,6 +119,9 @@ py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float
     throw py::value_error("preprocess: expected uint8 images of shape (N, H, W) or (H, W), got shape " +
                           shape_text(a));
   if (size < 1) throw py::value_error("preprocess: size must be positive");
+  if (!std::isfinite(mean) || !std::isfinite(std) || std == 0.0f)
+    throw py::value_error("preprocess: mean " + float_text(mean) + ", std " + float_text(std) +
+                          "; expected finite values and std != 0");
   const bool single = a.ndim() == 2;
   const py::ssize_t n = single ? 1 : a.shape(0);
   const int h = static_cast<int>(a.shape(a.ndim() - 2)), w = static_cast<int>(a.shape(a.ndim() - 1));
@@ -135,6 +144,15 @@ py::array_t<float> preprocess(const py::handle& obj, int size, float mean, float
       for (int p = 0; p < size * size; ++p) dst[p] = (dst[p] - mean) / std;
     }
   }
+  // A tiny std can still overflow float.
+  const py::ssize_t per = static_cast<py::ssize_t>(size) * size;
+  for (py::ssize_t i = 0; i < n; ++i) {
+    const uint32_t bad = bitnetmcu::first_non_finite(out.data() + i * per, static_cast<uint32_t>(per));
+    if (bad != per)
+      throw py::value_error("preprocess: " + value_position(single, i, bad) + " is " +
+                            float_text(out.data()[i * per + bad]) + " with std " + float_text(std) +
+                            "; expected finite values (std too small)");
+  }
   return out;
 }
 
@@ -152,7 +170,13 @@ py::array_t<int8_t> quantize_input(const py::handle& obj) {
   py::array_t<int8_t> out(single ? std::vector<py::ssize_t>{per} : std::vector<py::ssize_t>{n, per});
   const float* in = x.data();
   int8_t* o = out.mutable_data();
-  for (py::ssize_t i = 0; i < n; ++i, in += per, o += per) bitnetmcu::quantize_input(in, static_cast<uint32_t>(per), o);
+  for (py::ssize_t i = 0; i < n; ++i, in += per, o += per) {
+    const uint32_t bad = bitnetmcu::first_non_finite(in, static_cast<uint32_t>(per));
+    if (bad != per)
+      throw py::value_error("quantize_input: " + value_position(single, i, bad) + " is " + float_text(in[bad]) +
+                            "; expected finite values (NaN/inf have no int8)");
+    bitnetmcu::quantize_input(in, static_cast<uint32_t>(per), o);
+  }
   return out;
 }
 
