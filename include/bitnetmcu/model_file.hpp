@@ -57,16 +57,18 @@ constexpr uint32_t crc32(const uint8_t* p, size_t n, uint32_t crc = 0) {
   return ~crc;
 }
 
-// Bytes of a layer's weights as stored (dense words, or int8 conv weights rounded up to 4).
-inline size_t layer_weight_bytes(const LayerDesc& d) {
-  if (d.kind == LayerKind::Cnn) return (27u * d.n_out + 3u) & ~size_t(3);
+// Bytes of a layer's weight array in memory (dense words, or one int8 conv weight each).
+inline size_t layer_weight_bytes_unpadded(const LayerDesc& d) {
+  if (d.kind == LayerKind::Cnn) return 27u * d.n_out;
   size_t bytes = 0;
   visit_scheme(d.scheme, [&](auto s) {
     using S = decltype(s);
     bytes = dense_weight_words<S>(d.n_in, d.n_out) * sizeof(typename S::word_t);
   });
-  return (bytes + 3u) & ~size_t(3);
+  return bytes;
 }
+// Bytes of a layer's weights as stored in the file: rounded up to 4.
+inline size_t layer_weight_bytes(const LayerDesc& d) { return (layer_weight_bytes_unpadded(d) + 3u) & ~size_t(3); }
 
 namespace detail {
 inline void put32(uint8_t*& p, uint32_t v) {
@@ -103,7 +105,7 @@ inline size_t write_model_file(const LayerDesc* layers, uint32_t n, uint8_t* out
     detail::put32(p, d.n_out);
     const size_t wb = layer_weight_bytes(d);
     detail::put32(p, static_cast<uint32_t>(wb));
-    const size_t raw = d.kind == LayerKind::Cnn ? 27u * d.n_out : wb;
+    const size_t raw = layer_weight_bytes_unpadded(d);  // the array may end before wb (uint16 Ternary words)
     const uint8_t* w = static_cast<const uint8_t*>(d.weights);
     for (size_t i = 0; i < wb; ++i) *p++ = i < raw ? w[i] : 0;
     if (d.rowsum)

@@ -117,7 +117,7 @@ TEST_CASE("model file: write, parse, run; corruption is detected") {
   REQUIRE(info.num_classes == 10);
   for (int l = 0; l < 3; ++l) {
     REQUIRE(parsed[l].scheme == layers[l].scheme);
-    REQUIRE(std::memcmp(parsed[l].weights, layers[l].weights, layer_weight_bytes(layers[l])) == 0);
+    REQUIRE(std::memcmp(parsed[l].weights, layers[l].weights, layer_weight_bytes_unpadded(layers[l])) == 0);
   }
   REQUIRE(parsed[0].rowsum != nullptr);
   REQUIRE(parsed[1].rowsum == nullptr);
