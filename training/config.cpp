@@ -203,6 +203,27 @@ void assign(Config& cfg, const Key& k, const std::string& text, const std::strin
   }
 }
 
+// A YAML double-quoted scalar that parses back to exactly `s`: quotes, backslashes and control
+// characters escaped (config_to_yaml is stored in every checkpoint and read back on resume).
+std::string yaml_quoted(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20 || u == 0x7F) {
+      const char* hex = "0123456789ABCDEF";
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 std::string value_text(const Config& cfg, const Key& k) {
   std::ostringstream os;
   switch (k.kind) {
@@ -210,7 +231,7 @@ std::string value_text(const Config& cfg, const Key& k) {
     case Kind::Real: os.precision(17), os << cfg.*k.d; break;
     case Kind::Bool: os << (cfg.*k.b ? "true" : "false"); break;
     case Kind::Choice:
-    case Kind::Text: os << '"' << cfg.*k.s << '"'; break;
+    case Kind::Text: os << yaml_quoted(cfg.*k.s); break;
   }
   return os.str();
 }

@@ -79,3 +79,22 @@ TEST_CASE("quantize_input: NaN or infinite inputs are rejected, naming the first
   x[1][17] = 0.5f;
   CHECK_THAT(error_of([&] { quantize_input(x); }), Catch::Contains("image 2, value 3") && Catch::Contains("inf"));
 }
+
+TEST_CASE("config: text values with quotes, backslashes or control characters survive config_to_yaml") {
+  // Found by fuzz_config: config_to_yaml wrote `output_dir: "<value>"` unescaped, so a value
+  // holding a quote made the YAML stored in every checkpoint unreadable.
+  Config c;
+  c.output_dir = std::string("a\"b\\c\td\x01\x7f" "e", 10);
+  c.runtag = "say \"hi\"_";
+  c.data_dir = std::string("x\0y", 3);
+  const std::string yaml = config_to_yaml(c);
+  Config back;
+  REQUIRE_NOTHROW(back = config_from_yaml_text(yaml, "dump"));
+  CHECK(back.output_dir == c.output_dir);
+  CHECK(back.runtag == c.runtag);
+  CHECK(back.data_dir == c.data_dir);
+  CHECK(config_to_yaml(back) == yaml);
+  // the input the fuzzer found, from tests/fuzz/corpus/fuzz_config/
+  const Config found = config_from_yaml_text(std::string("output_dir: \x02\x00\"modeldata/zoo\"\n", 30), "found.yaml");
+  CHECK(config_to_yaml(config_from_yaml_text(config_to_yaml(found), "dump")) == config_to_yaml(found));
+}
