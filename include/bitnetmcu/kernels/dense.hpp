@@ -214,8 +214,13 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
 template <class S>
 inline void fill_pair_table(int32_t a, int32_t* p) {
   constexpr uint32_t n = 1u << S::code_bits;
-  int32_t t[n];
-  fill_table<S>(a, t);
+  int32_t t[n];  // in registers: written out, not through fill_table's out-of-line call
+  if constexpr (S::id == SchemeId::Sym2) {
+    t[0] = a, t[1] = a + a + a, t[2] = -a, t[3] = -t[1];  // [sign | mag] -> +-(2 mag + 1) a
+  } else {
+    static_assert(S::id == SchemeId::Binary, "pair tables: Binary and 2bitsym");
+    t[0] = -a, t[1] = a;
+  }
 #pragma GCC unroll 4
   for (uint32_t h = 0; h < n; ++h) {
     const int32_t hi = shl(t[h], 16);
@@ -284,17 +289,31 @@ __attribute__((noinline)) inline void add_trits(const uint16_t* words, uint32_t 
   }
 }
 
-// Ten trits of two inputs' words, unrolled.
+// Ten trits of two inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
+// into bits 19..16 as 3*t1 + t2, exactly what two steps of x *= 3 give. A pair table
+// p[3*t1 + t2] = (t[t1] << 16) + t[t2] adds one input's weights of two outputs in two 16-bit
+// lanes; the two inputs' lane sums stay below 2^15 (2 * 255), so both lanes split exactly.
 template <unsigned J = 0>
-inline void add_trits2(uint32_t x1, uint32_t x2, const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  x1 += x1 << 1;
-  x2 += x2 << 1;
-  acc[J] += t1[x1 >> 16] + t2[x2 >> 16];
-  if constexpr (J + 1 < 10) add_trits2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, t1, t2, acc);
+inline void add_trit_pairs2(uint32_t x1, uint32_t x2, const int32_t* p1, const int32_t* p2, int32_t* acc) {
+  x1 += x1 << 3;
+  x2 += x2 << 3;
+  const int32_t s = p1[x1 >> 16] + p2[x2 >> 16];
+  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+  acc[2 * J] += (s - lo) >> 16;
+  acc[2 * J + 1] += lo;
+  if constexpr (J + 1 < 5) add_trit_pairs2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, p1, p2, acc);
 }
 inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const uint16_t* c2, uint32_t n_words,
-                                                      const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trits2(c1[k], c2[k], t1, t2, acc);
+                                                      const int32_t* p1, const int32_t* p2, int32_t* acc) {
+  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trit_pairs2(c1[k], c2[k], p1, p2, acc);
+}
+// p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
+inline void fill_trit_pair_table(int32_t a, int32_t* p) {
+  const int32_t t[3] = {a, -a, 0};
+  for (uint32_t h = 0; h < 3; ++h, p += 3) {
+    const int32_t hi = shl(t[h], 16);
+    p[0] = hi + a, p[1] = hi - a, p[2] = hi;
+  }
 }
 
 // Position of a column's first code in the Ternary tail stream, kept without division.
@@ -311,11 +330,11 @@ inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, i
                            TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
   const int32_t t1[3] = {a1, -a1, 0}, t2[3] = {a2, -a2, 0};
   const uint32_t full = static_cast<uint32_t>(shape.full);
-  if (c2) {
-    add_trit_words2(c1, c2, full, t1, t2, acc);
-  } else {
-    int32_t* o = acc;
-    for (uint32_t k = 0; k < full; ++k, o += 10) add_trits(c1 + k, 0, 10, t1, o);
+  if (full) {
+    int32_t p1[9], p2[9];  // a single input runs as a pair with a zero partner
+    fill_trit_pair_table(a1, p1);
+    fill_trit_pair_table(a2, p2);
+    add_trit_words2(c1, c2 ? c2 : c1, full, p1, p2, acc);
   }
   if (shape.tail) {
     int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
@@ -346,13 +365,24 @@ inline void int8_tables(int32_t a, int32_t* lo, int32_t* hi) {
     hi[k + 8] = hi[k] + minus_128a;  // (k - 8) * 16a
   }
 }
+// Weight J of a word: its high nibble is nibble 2J, its low nibble 2J+1; both lookups are a
+// shift, a mask, an add and a load from one base (lo table, then hi table 64 bytes on).
+template <unsigned J = 0>
+inline void add_int8_codes(uint32_t w, const int32_t* t, int32_t* acc) {
+  acc[J] += lookup<64>(t, code_offset<4, 2 * J>(w)) + lookup<0>(t, code_offset<4, 2 * J + 1>(w));
+  if constexpr (J + 1 < 4) add_int8_codes<J + 1>(w, t, acc);
+}
+// Out of line, the table a parameter: on RV32E the unrolled word then keeps every value in
+// registers and addresses the table from one register (11 instructions per weight; inlined into
+// dense, GCC spilled pointers and addressed the stack table with two adds: 19).
+__attribute__((noinline)) inline void add_int8_words(const uint32_t* col, uint32_t n_words, const int32_t* t,
+                                                     int32_t* acc) {
+  for (const uint32_t* const end = col + n_words; col != end; ++col, acc += 4) add_int8_codes(*col, t, acc);
+}
 inline void column_int8_tables(const uint32_t* col, uint32_t n_words, int32_t a, int32_t* acc) {
-  int32_t lo[16], hi[16];
-  int8_tables(a, lo, hi);
-  for (uint32_t k = 0; k < n_words; ++k) {
-    uint32_t w = *col++;
-    for (uint32_t j = 0; j < 4; ++j, w <<= 8) *acc++ += hi[w >> 28] + lo[(w >> 24) & 15u];
-  }
+  int32_t t[32];  // lo[16], hi[16]
+  int8_tables(a, t, t + 16);
+  add_int8_words(col, n_words, t, acc);
 }
 
 inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* tails, uint32_t tail_pos, int32_t a,
