@@ -127,16 +127,22 @@ __attribute__((noinline)) void fp130_tap_row(int32_t* acc, int32_t* end, const T
   } while (++acc != end);
 }
 
+// Direct calls (a switch, not a table of function pointers): the firmware's static stack bound
+// (mcu/ch32v003/cmake/stack_bound.cmake) needs every callee known.
 template <class T, bool Init>
 inline void fp130_kernel_row(int32_t* acc, uint32_t n, const T* p, const uint8_t* k) {
-  using Fn = void (*)(int32_t*, int32_t*, const T*, uint32_t, uint32_t, uint32_t);
-  static constexpr Fn variants[8] = {
-      fp130_tap_row<T, Init, false, false, false>, fp130_tap_row<T, Init, true, false, false>,
-      fp130_tap_row<T, Init, false, true, false>,  fp130_tap_row<T, Init, true, true, false>,
-      fp130_tap_row<T, Init, false, false, true>,  fp130_tap_row<T, Init, true, false, true>,
-      fp130_tap_row<T, Init, false, true, true>,   fp130_tap_row<T, Init, true, true, true>};
-  const uint32_t signs = ((k[0] >> 3) & 1u) | ((k[1] >> 2) & 2u) | ((k[2] >> 1) & 4u);
-  variants[signs](acc, acc + n, p, k[0] & 7u, k[1] & 7u, k[2] & 7u);
+  int32_t* const end = acc + n;
+  const uint32_t e0 = k[0] & 7u, e1 = k[1] & 7u, e2 = k[2] & 7u;
+  switch (((k[0] >> 3) & 1u) | ((k[1] >> 2) & 2u) | ((k[2] >> 1) & 4u)) {
+    case 0: return fp130_tap_row<T, Init, false, false, false>(acc, end, p, e0, e1, e2);
+    case 1: return fp130_tap_row<T, Init, true, false, false>(acc, end, p, e0, e1, e2);
+    case 2: return fp130_tap_row<T, Init, false, true, false>(acc, end, p, e0, e1, e2);
+    case 3: return fp130_tap_row<T, Init, true, true, false>(acc, end, p, e0, e1, e2);
+    case 4: return fp130_tap_row<T, Init, false, false, true>(acc, end, p, e0, e1, e2);
+    case 5: return fp130_tap_row<T, Init, true, false, true>(acc, end, p, e0, e1, e2);
+    case 6: return fp130_tap_row<T, Init, false, true, true>(acc, end, p, e0, e1, e2);
+    default: return fp130_tap_row<T, Init, true, true, true>(acc, end, p, e0, e1, e2);
+  }
 }
 
 // Raw sums (no ReLU) of a valid 3x3 FP130 convolution of an h x w plane. `out` may alias `in`:

@@ -436,15 +436,11 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
       if (k == 0) break;
       for (uint32_t j = k; j < detail::kGroup; ++j)
         scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
-      if constexpr (S::id == SchemeId::Binary || S::id == SchemeId::Sym2) {
-        // pair tables cost more to build: worth it from 32 outputs on
-        if (n_out >= 32) {
-          detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
-          if (k < detail::kGroup) break;
-          continue;
-        }
-      }
-      detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
+      if constexpr (S::id == SchemeId::Binary || S::id == SchemeId::Sym2)
+        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      else
+        detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
       if (k < detail::kGroup) break;
     }
   }
