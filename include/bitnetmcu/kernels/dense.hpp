@@ -271,24 +271,6 @@ inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, co
 
 // ---- Ternary: pairs of inputs ---------------------------------------------------------------
 
-// Adds t[trit] for `count` trits starting at trit `start` of words[0], continuing into the next
-// words. x *= 3 (as x + 2x) moves the next trit into bits 17..16 (SPEC §5).
-// Out of line: inlined into a layer without a tail, GCC 12 warns (-Warray-bounds) about the
-// load on the path that never runs.
-__attribute__((noinline)) inline void add_trits(const uint16_t* words, uint32_t start, uint32_t count,
-                                                const int32_t* t, int32_t* acc) {
-  if (count == 0) return;
-  uint32_t x = *words++;
-  uint32_t slot = 0;
-  for (; slot < start; ++slot) x = (x + (x << 1)) & 0xFFFFu;
-  for (uint32_t j = 0; j < count; ++j, ++slot) {
-    if (slot == 10) x = *words++, slot = 0;
-    x += x << 1;
-    acc[j] += t[x >> 16];
-    x &= 0xFFFFu;
-  }
-}
-
 // Ten trits of two inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
 // into bits 19..16 as 3*t1 + t2, exactly what two steps of x *= 3 give. A pair table
 // p[3*t1 + t2] = (t[t1] << 16) + t[t2] adds one input's weights of two outputs in two 16-bit
@@ -308,7 +290,7 @@ inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const 
   for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trit_pairs2(c1[k], c2[k], p1, p2, acc);
 }
 // p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
-inline void fill_trit_pair_table(int32_t a, int32_t* p) {
+__attribute__((always_inline)) inline void fill_trit_pair_table(int32_t a, int32_t* p) {
   const int32_t t[3] = {a, -a, 0};
   for (uint32_t h = 0; h < 3; ++h, p += 3) {
     const int32_t hi = shl(t[h], 16);
@@ -325,21 +307,50 @@ struct TritCursor {
   }
 };
 
+// `n` trits from base-3 state x (next trit in the fraction's top), two at a time from a trit
+// pair table; a last odd trit t reads entry t = (0, t), whose low lane is t's weight.
+__attribute__((always_inline)) inline void add_trit_run(uint32_t x, uint32_t n, const int32_t* p, int32_t* acc) {
+  for (; n >= 2; n -= 2, acc += 2) {
+    x += x << 3;
+    const int32_t s = p[x >> 16];
+    const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+    acc[0] += (s - lo) >> 16;
+    acc[1] += lo;
+    x &= 0xFFFFu;
+  }
+  if (n) {
+    x += x << 1;
+    acc[0] += static_cast<int32_t>(static_cast<uint32_t>(p[x >> 16]) << 16) >> 16;
+  }
+}
+// A column's `count` tail trits from trit `start` of words[0] on, continuing in words[1]: the
+// skip takes two trits per step, and each word's run has no word-boundary test per trit.
+__attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint32_t start, uint32_t count,
+                                                     const int32_t* p, int32_t* acc) {
+  uint32_t x = words[0];
+  uint32_t n = 10 - start;
+  for (; start >= 2; start -= 2) x = (x + (x << 3)) & 0xFFFFu;
+  if (start) x = (x + (x << 1)) & 0xFFFFu;
+  for (;;) {  // one copy of the run: the Ternary firmware has no flash to spare
+    if (n > count) n = count;
+    add_trit_run(x, n, p, acc);
+    if (count == n) return;
+    acc += n, count -= n, n = count, x = words[1];
+  }
+}
+
 // Pairs: c2 == nullptr means a single input.
 inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, int32_t a2, TritCursor p1,
                            TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
-  const int32_t t1[3] = {a1, -a1, 0}, t2[3] = {a2, -a2, 0};
   const uint32_t full = static_cast<uint32_t>(shape.full);
-  if (full) {
-    int32_t p1[9], p2[9];  // a single input runs as a pair with a zero partner
-    fill_trit_pair_table(a1, p1);
-    fill_trit_pair_table(a2, p2);
-    add_trit_words2(c1, c2 ? c2 : c1, full, p1, p2, acc);
-  }
+  int32_t t1[9], t2[9];  // trit pair tables; a single input runs as a pair with a zero partner
+  fill_trit_pair_table(a1, t1);
+  fill_trit_pair_table(a2, t2);
+  if (full) add_trit_words2(c1, c2 ? c2 : c1, full, t1, t2, acc);
   if (shape.tail) {
     int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
-    add_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
-    if (c2) add_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
+    add_tail_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
+    if (c2) add_tail_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
   }
 }
 
