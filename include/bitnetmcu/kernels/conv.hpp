@@ -162,18 +162,21 @@ inline int32_t relu_shift(int32_t v, uint32_t shift) { return v < 0 ? 0 : (v >> 
 
 // 2x2 max-pool of raw sums, then ReLU>>shift: the same as pooling the activations, because
 // ReLU>>shift never decreases (max(f(a), f(b)) = f(max(a, b))), on a quarter of the values.
-inline void maxpool2x2_relu_shift(const int32_t* in, uint32_t h, uint32_t w, uint32_t shift, int32_t* out) {
-  const uint32_t oh = h / 2, ow = w / 2;
-  for (uint32_t y = 0; y < oh; ++y, in += 2 * w) {
+// Returns the end of the output. Pointer loops: with an index GCC computes that end with a
+// multiply (a __mulsi3 call on RV32EC).
+inline int32_t* maxpool2x2_relu_shift(const int32_t* in, uint32_t h, uint32_t w, uint32_t shift, int32_t* out) {
+  const uint32_t ow = w / 2;
+  for (uint32_t y = h / 2; y != 0; --y, in += 2 * w) {
     const int32_t* p = in;
-    for (uint32_t x = 0; x < ow; ++x, p += 2) {
+    for (int32_t* const row_end = out + ow; out != row_end; ++out, p += 2) {
       int32_t m = p[0];
       if (p[1] > m) m = p[1];
       if (p[w] > m) m = p[w];
       if (p[w + 1] > m) m = p[w + 1];
-      *out++ = relu_shift(m, shift);
+      *out = relu_shift(m, shift);
     }
   }
+  return out;
 }
 
 }  // namespace detail
@@ -186,15 +189,15 @@ inline void cnn_channel_block(const int8_t* image, uint32_t n, uint32_t channels
                               int32_t* out) {
   if constexpr (S::id == SchemeId::FP130) {
     const uint32_t s1 = n - 2, s2 = s1 - 2, s3 = s2 / 2, s4 = s3 - 2;
+    // the end of conv1's s1 x s1 output, without a multiply (RV32EC has none)
+    const int32_t* const end = plane + mul_shift_add(static_cast<int32_t>(s1), static_cast<int32_t>(s1));
     for (uint32_t c = 0; c < channels; ++c, w1 += 9, w2 += 9, w3 += 9) {
       detail::fp130_conv3x3(image, n, n, w1, plane);
-      int32_t* const end = plane + s1 * s1;
       for (int32_t* p = plane; p != end; ++p) *p = detail::relu_shift(*p, shift);
       detail::fp130_conv3x3(plane, s1, s1, w2, plane);
       detail::maxpool2x2_relu_shift(plane, s2, s2, shift, plane);
       detail::fp130_conv3x3(plane, s3, s3, w3, plane);
-      detail::maxpool2x2_relu_shift(plane, s4, s4, shift, out);
-      out += (s4 / 2) * (s4 / 2);
+      out = detail::maxpool2x2_relu_shift(plane, s4, s4, shift, out);
     }
   } else {
     cnn_channel_block_ref<S>(image, n, channels, w1, w2, w3, shift, plane, out);
