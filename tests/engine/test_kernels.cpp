@@ -244,3 +244,24 @@ TEMPLATE_TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC", ""
     }
   }
 }
+
+TEMPLATE_TEST_CASE("cnn_channel_block equals its reference twin on random sides and shifts", "", Int8, FP130) {
+  using S = TestType;
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 200; ++trial) {
+    const uint32_t side = 8 + rng() % 57, channels = 1 + rng() % 4;
+    const uint32_t shift = 4 + rng() % 4;  // cnn_acc_bound: no int32 overflow from 4 up
+    std::vector<int8_t> image(side * side);
+    const int8_t background = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    for (auto& v : image) v = rng() % 3 ? background : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    std::vector<uint8_t> codes(27 * channels);
+    for (auto& c : codes) c = static_cast<uint8_t>(rng() % (S::id == SchemeId::Int8 ? 256 : 16));
+    const uint32_t so = cnn_output_side(side), per = 9 * channels;
+    std::vector<int32_t> plane((side - 2) * (side - 2)), got(channels * so * so), want(got.size());
+    cnn_channel_block<S>(image.data(), side, channels, codes.data(), codes.data() + per, codes.data() + 2 * per, shift,
+                         plane.data(), got.data());
+    cnn_channel_block_ref<S>(image.data(), side, channels, codes.data(), codes.data() + per, codes.data() + 2 * per,
+                             shift, plane.data(), want.data());
+    REQUIRE(got == want);
+  }
+}

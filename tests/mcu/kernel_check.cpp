@@ -145,8 +145,30 @@ void check_cnn() {
   printf("maxpool %-7s %08x\n", S::name, static_cast<unsigned>(hash(pooled, 7 * 7)));
   for (uint32_t shift = 4; shift <= 7; ++shift) {
     bn::cnn_layer<S>(weights, 16, 8, shift, image, plane, out);
-    printf("cnn %-7s C=8 shift %u %08x\n", S::name, static_cast<unsigned>(shift),
-           static_cast<unsigned>(hash(out, 8 * 4)));
+    // the block against its reference twin, on this machine
+    static int32_t ref[8 * 4];
+    bn::cnn_channel_block_ref<S>(image, 16, 8, weights, weights + 72, weights + 144, shift, plane, ref);
+    bool same = true;
+    for (uint32_t i = 0; i < 8 * 4; ++i) same = same && out[i] == ref[i];
+    if (!same) ++g_failures;
+    printf("cnn %-7s C=8 shift %u %08x%s\n", S::name, static_cast<unsigned>(shift),
+           static_cast<unsigned>(hash(out, 8 * 4)), same ? "" : " MISMATCH");
+  }
+  // Other sides (the fast FP130 block's row and pool bounds), background-heavy images.
+  static const uint32_t sides[] = {8, 9, 13, 24};
+  for (uint32_t side : sides) {
+    static int8_t big[24 * 24];
+    static int32_t big_plane[22 * 22], got[8 * 16], want[8 * 16];
+    const int8_t background = random_int8(0);
+    for (uint32_t i = 0; i < side * side; ++i) big[i] = (next() & 3u) ? background : random_int8(0);
+    const uint32_t so = bn::cnn_output_side(side);
+    bn::cnn_channel_block<S>(big, side, 8, weights, weights + 72, weights + 144, 5, big_plane, got);
+    bn::cnn_channel_block_ref<S>(big, side, 8, weights, weights + 72, weights + 144, 5, big_plane, want);
+    bool same = true;
+    for (uint32_t i = 0; i < 8 * so * so; ++i) same = same && got[i] == want[i];
+    if (!same) ++g_failures;
+    printf("cnn %-7s side %u %08x%s\n", S::name, static_cast<unsigned>(side),
+           static_cast<unsigned>(hash(got, 8 * so * so)), same ? "" : " MISMATCH");
   }
 }
 

@@ -101,18 +101,57 @@ __attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint
   }
 }
 
-// Adds t[code] for `count` codes of a bit-packed stream starting at code `pos`.
-template <unsigned Bits>
-inline void add_stream_codes(const uint32_t* words, uint32_t pos, uint32_t count, const int32_t* t, int32_t* acc) {
-  constexpr unsigned log2_cpw = Bits == 1 ? 5 : (Bits == 2 ? 4 : (Bits == 4 ? 3 : 2));
-  constexpr uint32_t cpw = 1u << log2_cpw;
-  words += pos >> log2_cpw;
-  uint32_t slot = pos & (cpw - 1);
-  uint32_t w = *words++ << (slot * Bits);  // Bits is a power of two: a shift
-  for (uint32_t j = 0; j < count; ++j, ++slot, w <<= Bits) {
-    if (slot == cpw) w = *words++, slot = 0;
-    acc[j] += t[w >> (32 - Bits)];
+// ---- tails: the last n_out % codes_per_word outputs ----------------------------------------
+
+// The 32 bits of a packed stream from bit `bit` on, first code in the top bits. Reads the next
+// word only when the codes wanted (`bits` of them) cross into it: it may be past the stream.
+inline uint32_t stream_window(const uint32_t* words, uint32_t bit, uint32_t bits) {
+  words += bit >> 5;
+  const uint32_t s = bit & 31u;
+  return s + bits > 32 ? (words[0] << s) | (words[1] >> (32 - s)) : words[0] << s;
+}
+
+// The tail codes of a group: win[k] = input k's tail codes at the top, `count` of them; every
+// output gets its four weights in one accumulator update, like the full words. Pairs: t holds
+// pair tables (below); a pair field adds two outputs, a last odd code uses entry c = (0, c),
+// whose low lane is t[c] (the four high lanes add up to no more than 2^15 * 4: the sum's low
+// half is exact).
+template <unsigned Bits, bool Pairs>
+__attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t count, const int32_t* t, int32_t* acc) {
+  uint32_t w0 = win[0], w1 = win[1], w2 = win[2], w3 = win[3];
+  if constexpr (Pairs) {
+    constexpr uint32_t tb = 4u << (2 * Bits);
+    for (; count >= 2; count -= 2, acc += 2, w0 <<= 2 * Bits, w1 <<= 2 * Bits, w2 <<= 2 * Bits, w3 <<= 2 * Bits) {
+      const int32_t s = lookup<0>(t, code_offset<2 * Bits, 0>(w0)) + lookup<tb>(t, code_offset<2 * Bits, 0>(w1)) +
+                        lookup<2 * tb>(t, code_offset<2 * Bits, 0>(w2)) + lookup<3 * tb>(t, code_offset<2 * Bits, 0>(w3));
+      const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+      acc[0] += (s - lo) >> 16;
+      acc[1] += lo;
+    }
+    if (count) {
+      const int32_t s = lookup<0>(t, code_offset<Bits, 0>(w0)) + lookup<tb>(t, code_offset<Bits, 0>(w1)) +
+                        lookup<2 * tb>(t, code_offset<Bits, 0>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0>(w3));
+      acc[0] += static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+    }
+  } else {
+    constexpr uint32_t tb = 4u << Bits;
+    for (; count; --count, ++acc, w0 <<= Bits, w1 <<= Bits, w2 <<= Bits, w3 <<= Bits)
+      acc[0] += lookup<0>(t, code_offset<Bits, 0>(w0)) + lookup<tb>(t, code_offset<Bits, 0>(w1)) +
+                lookup<2 * tb>(t, code_offset<Bits, 0>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0>(w3));
   }
+}
+
+template <unsigned Bits, bool Pairs>
+inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const int32_t* t,
+                       int32_t* acc) {
+  constexpr unsigned log2_cpw = Bits == 1 ? 5 : (Bits == 2 ? 4 : 3);
+  constexpr unsigned log2_bits = Bits == 1 ? 0 : (Bits == 2 ? 1 : 2);
+  const uint32_t tail = static_cast<uint32_t>(shape.tail), tail_bits = tail << log2_bits;
+  uint32_t win[kGroup];
+  for (uint32_t k = 0; k < kGroup; ++k)
+    win[k] = stream_window(tails, static_cast<uint32_t>(mul_shift_add(static_cast<int32_t>(index[k]), static_cast<int32_t>(tail_bits))),
+                           tail_bits);
+  add_group_tail<Bits, Pairs>(win, tail, t, acc + (shape.full << log2_cpw));
 }
 
 // Finds the next kGroup nonzero inputs. A leaf function of its own: RV32E keeps only two
@@ -137,16 +176,18 @@ __attribute__((noinline)) inline uint32_t scan_group(GroupScan& s) {
   const uint32_t full = s.full;  // locals: the stores below may alias `s`
   const uint32_t* cols = s.cols;
   uint32_t k = 0;
-  for (; x != end; ++x, cols += full) {
-    const int32_t a = static_cast<int32_t>(*x) - offset;
-    if (a) {
-      s.cols_k[k] = cols, s.a_k[k] = a, s.index_k[k] = static_cast<uint32_t>(x - s.begin);
-      if (++k == kGroup) {
-        ++x, cols += full;
-        break;
-      }
+  while (x != end) {
+    int32_t a = static_cast<int32_t>(*x) - offset;
+    while (a == 0) {  // the skip loop on its own: 8 instead of 11 instructions per skipped input
+      ++x, cols += full;
+      if (x == end) goto done;
+      a = static_cast<int32_t>(*x) - offset;
     }
+    s.cols_k[k] = cols, s.a_k[k] = a, s.index_k[k] = static_cast<uint32_t>(x - s.begin);
+    ++x, cols += full;
+    if (++k == kGroup) break;
   }
+done:
   s.x = x, s.cols = cols;
   return k;
 }
@@ -160,48 +201,101 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
   int32_t t[kGroup * n];
   for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
   add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
-  if (shape.tail) {
-    constexpr unsigned log2_cpw = S::code_bits == 1 ? 5 : (S::code_bits == 2 ? 4 : 3);
-    int32_t* tail_acc = acc + (shape.full << log2_cpw);
-    for (uint32_t k = 0; k < kGroup; ++k)
-      if (a[k]) {
-        const uint32_t pos = static_cast<uint32_t>(mul_shift_add(static_cast<int32_t>(index[k]), static_cast<int32_t>(shape.tail)));
-        add_stream_codes<S::code_bits>(tails, pos, static_cast<uint32_t>(shape.tail), t + k * n, tail_acc);
-      }
+  if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+}
+
+// ---- 1- and 2-bit codes: two outputs per lookup --------------------------------------------
+
+// Binary and 2bitsym: a field of two codes (outputs 2j, 2j+1) indexes a pair table
+// p[f] = (t[hi code] << 16) + t[lo code], so one lookup adds an input's weights of two outputs in
+// two 16-bit lanes. A group's lane sums stay below 2^15 (4 inputs * 255 * 3), so the low lane
+// is the sign-extended low half and the high lane (s - lo) >> 16, both exact; each output's int32
+// accumulator gets its lane. 29 instructions per 8 weights instead of 44 on RV32EC.
+template <class S>
+inline void fill_pair_table(int32_t a, int32_t* p) {
+  constexpr uint32_t n = 1u << S::code_bits;
+  int32_t t[n];  // in registers: written out, not through fill_table's out-of-line call
+  if constexpr (S::id == SchemeId::Sym2) {
+    t[0] = a, t[1] = a + a + a, t[2] = -a, t[3] = -t[1];  // [sign | mag] -> +-(2 mag + 1) a
+  } else {
+    static_assert(S::id == SchemeId::Binary, "pair tables: Binary and 2bitsym");
+    t[0] = -a, t[1] = a;
   }
+#pragma GCC unroll 4
+  for (uint32_t h = 0; h < n; ++h) {
+    const int32_t hi = shl(t[h], 16);
+#pragma GCC unroll 4
+    for (uint32_t l = 0; l < n; ++l) p[h * n + l] = hi + t[l];
+  }
+}
+
+template <unsigned FieldBits, unsigned Count, unsigned J = 0>
+inline void add_group_pair_fields(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* p, int32_t* acc) {
+  constexpr uint32_t tb = 4u << FieldBits;  // bytes per pair table
+  const int32_t s = lookup<0>(p, code_offset<FieldBits, J>(w0)) + lookup<tb>(p, code_offset<FieldBits, J>(w1)) +
+                    lookup<2 * tb>(p, code_offset<FieldBits, J>(w2)) + lookup<3 * tb>(p, code_offset<FieldBits, J>(w3));
+  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+  acc[2 * J] += (s - lo) >> 16;
+  acc[2 * J + 1] += lo;
+  if constexpr (J + 1 < Count) add_group_pair_fields<FieldBits, Count, J + 1>(w0, w1, w2, w3, p, acc);
+}
+
+// Out of line for the same register reasons as add_group_words; unrolled over 8 fields.
+template <unsigned Bits>
+__attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint32_t n_words, const int32_t* p,
+                                               int32_t* acc) {
+  constexpr unsigned field_bits = 2 * Bits, fields = 32 / field_bits;
+  constexpr unsigned per_pass = fields < 8 ? fields : 8, passes = fields / per_pass;
+  const uint32_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
+  for (uint32_t k = 0; k < n_words; ++k) {
+    uint32_t w0 = c0[k], w1 = c1[k], w2 = c2[k], w3 = c3[k];
+    for (unsigned pass = 0; pass < passes; ++pass, acc += 2 * per_pass) {
+      add_group_pair_fields<field_bits, per_pass>(w0, w1, w2, w3, p, acc);
+      if constexpr (passes > 1) {
+        w0 <<= per_pass * field_bits, w1 <<= per_pass * field_bits, w2 <<= per_pass * field_bits,
+            w3 <<= per_pass * field_bits;
+      }
+    }
+  }
+}
+
+template <class S>
+inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
+                               const uint32_t* tails, int32_t* acc) {
+  constexpr uint32_t n = 1u << (2 * S::code_bits);
+  int32_t p[kGroup * n];
+  for (uint32_t k = 0; k < kGroup; ++k) fill_pair_table<S>(a[k], p + k * n);
+  add_group_pairs<S::code_bits>(cols, static_cast<uint32_t>(shape.full), p, acc);
+  if (shape.tail) group_tail<S::code_bits, true>(index, shape, tails, p, acc);
 }
 
 // ---- Ternary: pairs of inputs ---------------------------------------------------------------
 
-// Adds t[trit] for `count` trits starting at trit `start` of words[0], continuing into the next
-// words. x *= 3 (as x + 2x) moves the next trit into bits 17..16 (SPEC §5).
-// Out of line: inlined into a layer without a tail, GCC 12 warns (-Warray-bounds) about the
-// load on the path that never runs.
-__attribute__((noinline)) inline void add_trits(const uint16_t* words, uint32_t start, uint32_t count,
-                                                const int32_t* t, int32_t* acc) {
-  if (count == 0) return;
-  uint32_t x = *words++;
-  uint32_t slot = 0;
-  for (; slot < start; ++slot) x = (x + (x << 1)) & 0xFFFFu;
-  for (uint32_t j = 0; j < count; ++j, ++slot) {
-    if (slot == 10) x = *words++, slot = 0;
-    x += x << 1;
-    acc[j] += t[x >> 16];
-    x &= 0xFFFFu;
-  }
-}
-
-// Ten trits of two inputs' words, unrolled.
+// Ten trits of two inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
+// into bits 19..16 as 3*t1 + t2, exactly what two steps of x *= 3 give. A pair table
+// p[3*t1 + t2] = (t[t1] << 16) + t[t2] adds one input's weights of two outputs in two 16-bit
+// lanes; the two inputs' lane sums stay below 2^15 (2 * 255), so both lanes split exactly.
 template <unsigned J = 0>
-inline void add_trits2(uint32_t x1, uint32_t x2, const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  x1 += x1 << 1;
-  x2 += x2 << 1;
-  acc[J] += t1[x1 >> 16] + t2[x2 >> 16];
-  if constexpr (J + 1 < 10) add_trits2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, t1, t2, acc);
+inline void add_trit_pairs2(uint32_t x1, uint32_t x2, const int32_t* p1, const int32_t* p2, int32_t* acc) {
+  x1 += x1 << 3;
+  x2 += x2 << 3;
+  const int32_t s = p1[x1 >> 16] + p2[x2 >> 16];
+  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+  acc[2 * J] += (s - lo) >> 16;
+  acc[2 * J + 1] += lo;
+  if constexpr (J + 1 < 5) add_trit_pairs2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, p1, p2, acc);
 }
 inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const uint16_t* c2, uint32_t n_words,
-                                                      const int32_t* t1, const int32_t* t2, int32_t* acc) {
-  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trits2(c1[k], c2[k], t1, t2, acc);
+                                                      const int32_t* p1, const int32_t* p2, int32_t* acc) {
+  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trit_pairs2(c1[k], c2[k], p1, p2, acc);
+}
+// p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
+__attribute__((always_inline)) inline void fill_trit_pair_table(int32_t a, int32_t* p) {
+  const int32_t t[3] = {a, -a, 0};
+  for (uint32_t h = 0; h < 3; ++h, p += 3) {
+    const int32_t hi = shl(t[h], 16);
+    p[0] = hi + a, p[1] = hi - a, p[2] = hi;
+  }
 }
 
 // Position of a column's first code in the Ternary tail stream, kept without division.
@@ -213,21 +307,50 @@ struct TritCursor {
   }
 };
 
+// `n` trits from base-3 state x (next trit in the fraction's top), two at a time from a trit
+// pair table; a last odd trit t reads entry t = (0, t), whose low lane is t's weight.
+__attribute__((always_inline)) inline void add_trit_run(uint32_t x, uint32_t n, const int32_t* p, int32_t* acc) {
+  for (; n >= 2; n -= 2, acc += 2) {
+    x += x << 3;
+    const int32_t s = p[x >> 16];
+    const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
+    acc[0] += (s - lo) >> 16;
+    acc[1] += lo;
+    x &= 0xFFFFu;
+  }
+  if (n) {
+    x += x << 1;
+    acc[0] += static_cast<int32_t>(static_cast<uint32_t>(p[x >> 16]) << 16) >> 16;
+  }
+}
+// A column's `count` tail trits from trit `start` of words[0] on, continuing in words[1]: the
+// skip takes two trits per step, and each word's run has no word-boundary test per trit.
+__attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint32_t start, uint32_t count,
+                                                     const int32_t* p, int32_t* acc) {
+  uint32_t x = words[0];
+  uint32_t n = 10 - start;
+  for (; start >= 2; start -= 2) x = (x + (x << 3)) & 0xFFFFu;
+  if (start) x = (x + (x << 1)) & 0xFFFFu;
+  for (;;) {  // one copy of the run: the Ternary firmware has no flash to spare
+    if (n > count) n = count;
+    add_trit_run(x, n, p, acc);
+    if (count == n) return;
+    acc += n, count -= n, n = count, x = words[1];
+  }
+}
+
 // Pairs: c2 == nullptr means a single input.
 inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, int32_t a2, TritCursor p1,
                            TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
-  const int32_t t1[3] = {a1, -a1, 0}, t2[3] = {a2, -a2, 0};
   const uint32_t full = static_cast<uint32_t>(shape.full);
-  if (c2) {
-    add_trit_words2(c1, c2, full, t1, t2, acc);
-  } else {
-    int32_t* o = acc;
-    for (uint32_t k = 0; k < full; ++k, o += 10) add_trits(c1 + k, 0, 10, t1, o);
-  }
+  int32_t t1[9], t2[9];  // trit pair tables; a single input runs as a pair with a zero partner
+  fill_trit_pair_table(a1, t1);
+  fill_trit_pair_table(a2, t2);
+  if (full) add_trit_words2(c1, c2 ? c2 : c1, full, t1, t2, acc);
   if (shape.tail) {
     int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
-    add_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
-    if (c2) add_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
+    add_tail_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
+    if (c2) add_tail_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
   }
 }
 
@@ -253,13 +376,24 @@ inline void int8_tables(int32_t a, int32_t* lo, int32_t* hi) {
     hi[k + 8] = hi[k] + minus_128a;  // (k - 8) * 16a
   }
 }
+// Weight J of a word: its high nibble is nibble 2J, its low nibble 2J+1; both lookups are a
+// shift, a mask, an add and a load from one base (lo table, then hi table 64 bytes on).
+template <unsigned J = 0>
+inline void add_int8_codes(uint32_t w, const int32_t* t, int32_t* acc) {
+  acc[J] += lookup<64>(t, code_offset<4, 2 * J>(w)) + lookup<0>(t, code_offset<4, 2 * J + 1>(w));
+  if constexpr (J + 1 < 4) add_int8_codes<J + 1>(w, t, acc);
+}
+// Out of line, the table a parameter: on RV32E the unrolled word then keeps every value in
+// registers and addresses the table from one register (11 instructions per weight; inlined into
+// dense, GCC spilled pointers and addressed the stack table with two adds: 19).
+__attribute__((noinline)) inline void add_int8_words(const uint32_t* col, uint32_t n_words, const int32_t* t,
+                                                     int32_t* acc) {
+  for (const uint32_t* const end = col + n_words; col != end; ++col, acc += 4) add_int8_codes(*col, t, acc);
+}
 inline void column_int8_tables(const uint32_t* col, uint32_t n_words, int32_t a, int32_t* acc) {
-  int32_t lo[16], hi[16];
-  int8_tables(a, lo, hi);
-  for (uint32_t k = 0; k < n_words; ++k) {
-    uint32_t w = *col++;
-    for (uint32_t j = 0; j < 4; ++j, w <<= 8) *acc++ += hi[w >> 28] + lo[(w >> 24) & 15u];
-  }
+  int32_t t[32];  // lo[16], hi[16]
+  int8_tables(a, t, t + 16);
+  add_int8_words(col, n_words, t, acc);
 }
 
 inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* tails, uint32_t tail_pos, int32_t a,
@@ -311,8 +445,13 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
     for (;;) {
       const uint32_t k = detail::scan_group(scan);
       if (k == 0) break;
-      for (uint32_t j = k; j < detail::kGroup; ++j) scan.cols_k[j] = scan.cols_k[0], scan.a_k[j] = 0;
-      detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      for (uint32_t j = k; j < detail::kGroup; ++j)
+        scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
+      // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
+      if constexpr (S::id == SchemeId::Binary || S::id == SchemeId::Sym2)
+        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      else
+        detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
       if (k < detail::kGroup) break;
     }
   }
