@@ -2,6 +2,7 @@
 // the host fast path (host/fast_model.hpp, SIMD), one thread and all threads, in one run.
 // Images: the 10,000 MNIST test images when the trainer's data loader is built (their
 // background/zero share is what the skipping kernels see), else MNIST-like random images.
+// Usage: bench_models [modeldata dir] [MNIST dir] [model name]
 #include <fast_model.hpp>
 
 #include <bitnetmcu/model_file.hpp>
@@ -91,6 +92,7 @@ int main(int argc, char** argv) {
               all, all);
   std::printf("|---|---|---|---|---|---|\n");
   for (const char* name : names) {
+    if (argc > 3 && std::string(argv[3]) != name) continue;  // one model only
     std::ifstream f(dir + "/" + name + ".bnm", std::ios::binary);
     if (!f) continue;
     std::stringstream ss;
