@@ -48,9 +48,10 @@ struct KernelSet {
   bool (*cnn)(const CnnData& d, const int8_t* image, int32_t* out, const KernelScratch& s);
 };
 
-// Defined only on x86-64 (kernels_sse2.cpp, kernels_avx2.cpp).
+// Defined only on x86-64 (kernels_sse2.cpp, kernels_avx2.cpp, kernels_avx512.cpp).
 extern const KernelSet kSse2Kernels;
 extern const KernelSet kAvx2Kernels;
+extern const KernelSet kAvx512Kernels;
 
 }  // namespace host
 }  // namespace bitnetmcu

@@ -15,14 +15,24 @@ bool isa_available(Isa isa) {
 #if defined(__x86_64__)
     case Isa::Sse2: return true;
     case Isa::Avx2: return __builtin_cpu_supports("avx2");
+    case Isa::Avx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
 #else
     default: return false;
 #endif
   }
   return false;
 }
-Isa best_isa() { return isa_available(Isa::Avx2) ? Isa::Avx2 : (isa_available(Isa::Sse2) ? Isa::Sse2 : Isa::Scalar); }
-const char* isa_name(Isa isa) { return isa == Isa::Avx2 ? "avx2" : (isa == Isa::Sse2 ? "sse2" : "scalar"); }
+Isa best_isa() {
+  for (Isa isa : {Isa::Avx512, Isa::Avx2, Isa::Sse2})
+    if (isa_available(isa)) return isa;
+  return Isa::Scalar;
+}
+const char* isa_name(Isa isa) {
+  const char* names[] = {"scalar", "sse2", "avx2", "avx512"};
+  return names[static_cast<int>(isa)];
+}
 
 namespace {
 uint32_t round_up(uint32_t v, uint32_t m) { return (v + m - 1) / m * m; }
@@ -72,6 +82,7 @@ FastModel::FastModel(const LayerDesc* layers, uint32_t n_layers, Isa isa)
 #if defined(__x86_64__)
   if (isa == Isa::Avx2) kernels_ = &kAvx2Kernels;
   if (isa == Isa::Sse2) kernels_ = &kSse2Kernels;
+  if (isa == Isa::Avx512) kernels_ = &kAvx512Kernels;
 #endif
   if (!isa_available(isa)) kernels_ = nullptr, isa_ = Isa::Scalar;
   needs_ = runtime_needs(layers, n_layers);

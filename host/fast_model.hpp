@@ -1,6 +1,6 @@
 // The host fast path: a model file's layers decoded once, at load time, through the engine's
-// scheme traits into int16 pair layouts, and run with SIMD kernels (SSE2 on every x86-64, AVX2
-// when the CPU has it, chosen at run time). Bit-exact with the engine's run_layers (the scalar
+// scheme traits into int16 pair layouts, and run with SIMD kernels (SSE2 on every x86-64, AVX2 or
+// AVX-512 VNNI when the CPU has them, chosen at run time). Bit-exact with the engine's run_layers (the scalar
 // path, which the firmware runs): tests/host checks it on random models and on the 10,000 MNIST
 // test images of every shipped model.
 //
@@ -18,7 +18,7 @@
 namespace bitnetmcu {
 namespace host {
 
-enum class Isa : uint8_t { Scalar, Sse2, Avx2 };
+enum class Isa : uint8_t { Scalar, Sse2, Avx2, Avx512 };  // Avx512: F + BW + VNNI
 bool isa_available(Isa isa);
 Isa best_isa();  // the fastest this CPU runs
 const char* isa_name(Isa isa);

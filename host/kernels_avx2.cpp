@@ -3,6 +3,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "fast_layers.hpp"
 
 namespace bitnetmcu {
@@ -20,6 +22,7 @@ struct Ops {
   static V set1(int32_t v) { return _mm256_set1_epi32(v); }
   static V add(V a, V b) { return _mm256_add_epi32(a, b); }
   static V madd(V a, V b) { return _mm256_madd_epi16(a, b); }
+  static V madd_add(V acc, V a, V b) { return add(acc, madd(a, b)); }
   static V max(V a, V b) { return _mm256_max_epi32(a, b); }
   static Count count(uint32_t s) { return _mm_cvtsi32_si128(static_cast<int>(s)); }
   static V relu_shift(V v, Count s) { return _mm256_sra_epi32(_mm256_max_epi32(v, zero()), s); }

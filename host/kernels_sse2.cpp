@@ -3,6 +3,8 @@
 #include <emmintrin.h>
 #include <stdint.h>
 
+#include <type_traits>
+
 #include "fast_layers.hpp"
 
 namespace bitnetmcu {
@@ -20,6 +22,7 @@ struct Ops {
   static V set1(int32_t v) { return _mm_set1_epi32(v); }
   static V add(V a, V b) { return _mm_add_epi32(a, b); }
   static V madd(V a, V b) { return _mm_madd_epi16(a, b); }
+  static V madd_add(V acc, V a, V b) { return add(acc, madd(a, b)); }
   static V max(V a, V b) {  // SSE2 has no pmaxsd
     const V gt = _mm_cmpgt_epi32(a, b);
     return _mm_or_si128(_mm_and_si128(gt, a), _mm_andnot_si128(gt, b));

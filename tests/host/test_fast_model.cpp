@@ -69,7 +69,7 @@ std::vector<int8_t> random_images(std::mt19937& rng, uint32_t n, uint32_t size, 
 
 std::vector<Isa> fast_isas() {
   std::vector<Isa> r;
-  for (Isa i : {Isa::Sse2, Isa::Avx2})
+  for (Isa i : {Isa::Sse2, Isa::Avx2, Isa::Avx512})
     if (host::isa_available(i)) r.push_back(i);
   return r;
 }
