@@ -35,7 +35,7 @@ constexpr uint32_t kOutBlock = 16;  // output / channel padding: one AVX-512 or 
 struct KernelScratch {
   int32_t* pair_values;  // >= max pairs of any dense layer
   uint32_t* pair_index;
-  int32_t *plane_a, *plane_b;  // >= (side-2)^2 * c_pad each
+  int32_t *plane_a, *plane_b;  // >= (side-2)^2 * c_pad + c_pad + 6 (side-2)^2 each, 64-byte aligned
 };
 
 // The kernels of one instruction set. dense: acc[0, n_out_pad) = W x (exactly the engine's

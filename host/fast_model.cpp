@@ -108,7 +108,8 @@ FastModel::FastModel(const LayerDesc* layers, uint32_t n_layers, Isa isa)
       L.cnn = {w, w + 5 * cp * 2, w + 5 * cp * 2 + k, w + 5 * cp * 2 + 2 * k, w + 5 * cp * 2 + 3 * k, L.w32.data(),
                d.n_in, d.n_out, cp, d.shift};
       max_acc_ = std::max<size_t>(max_acc_, L.outputs);
-      max_plane_ = std::max<size_t>(max_plane_, size_t(d.n_in - 2) * (d.n_in - 2) * cp);
+      const size_t s1 = d.n_in - 2;  // planes of s1^2 * cp; B also holds conv1's tap pairs first
+      max_plane_ = std::max<size_t>(max_plane_, s1 * s1 * cp + cp + 6 * s1 * s1);
     }
   }
 }
@@ -120,8 +121,8 @@ FastModel::Workspace FastModel::workspace() const {
   ws.acc.resize(max_acc_);
   ws.pair_values.resize(max_pairs_);
   ws.pair_index.resize(max_pairs_);
-  ws.plane_a.resize(max_plane_);
-  ws.plane_b.resize(max_plane_);
+  ws.plane_a.resize(max_plane_ + 16);  // + 64 bytes: the kernels use them as aligned vectors
+  ws.plane_b.resize(max_plane_ + 16);
   ws.act.resize(max_act_);
   return ws;
 }
@@ -136,7 +137,10 @@ uint32_t FastModel::run_engine(const int8_t* image, int32_t* logits, Workspace& 
 
 uint32_t FastModel::run(const int8_t* image, int32_t* logits, Workspace& ws) const {
   if (!kernels_) return run_engine(image, logits, ws);
-  const KernelScratch ks{ws.pair_values.data(), ws.pair_index.data(), ws.plane_a.data(), ws.plane_b.data()};
+  auto aligned = [](std::vector<int32_t>& v) {
+    return reinterpret_cast<int32_t*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
+  };
+  const KernelScratch ks{ws.pair_values.data(), ws.pair_index.data(), aligned(ws.plane_a), aligned(ws.plane_b)};
   const int8_t* x = image;
   int32_t* acc = ws.acc.data();
   for (size_t l = 0; l < layers_.size(); ++l) {
