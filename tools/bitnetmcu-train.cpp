@@ -96,4 +96,7 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) { return run(argc, argv); }
+int main(int argc, char** argv) {
+  bitnetmcu::train::use_passive_openmp_wait(argv);  // why: trainer.hpp
+  return run(argc, argv);
+}

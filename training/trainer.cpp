@@ -15,6 +15,7 @@
 #include <iomanip>
 #include <iostream>
 #include <sstream>
+#include <cstdlib>
 #include <thread>
 #include <unistd.h>
 
@@ -139,6 +140,12 @@ double learning_rate_at(const Config& cfg, int epoch) { return cfg.learning_rate
 void configure_threads(const Config& cfg) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(cfg.num_threads > 0 ? cfg.num_threads : (cfg.is_cnn() ? cores : 1));
+}
+
+void use_passive_openmp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
 }
 
 MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed) {

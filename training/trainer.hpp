@@ -48,6 +48,15 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 // of the next epoch is made on a worker thread meanwhile). Measured in bench/train.
 void configure_threads(const Config& cfg);
 
+// Call first thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with
+// OMP_WAIT_POLICY=PASSIVE. Why: LibTorch's CPU ops fork and join OpenMP (libgomp) threads for
+// every op, and by default a joined thread spins for a long time; on a machine whose cores are
+// busy with other jobs a spinning thread keeps a core from the thread it waits for. Measured
+// (bench_train --cases cnn-aug --profile 50, 2 cores at load ~15): 2 threads took 1.5 s per CNN
+// step spinning vs ~60 ms passive (1 thread: ~125-190 ms). libgomp reads the variable when it
+// is loaded, before main, hence the re-exec (Linux /proc/self/exe; on failure it just returns).
+void use_passive_openmp_wait(char** argv);
+
 // The samples of one epoch: the plain training set, plus one augmented copy of it when
 // cfg.augmentation (SPEC §2), built in large batches from a generator seeded with `seed`.
 MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed);

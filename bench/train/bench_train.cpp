@@ -10,13 +10,17 @@
 #include "training/optimizer.hpp"
 #include "training/trainer.hpp"
 
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
+#include <algorithm>
+#include <map>
 #include <sstream>
 
 using namespace bitnetmcu::train;
@@ -70,8 +74,9 @@ void step_breakdown(const Config& cfg, int steps) {
   Optimizer optimizer(model->named_parameters(), cfg);
   const torch::Tensor x = torch::randn({cfg.batch_size, 1, 16, 16});
   const torch::Tensor y = torch::randint(0, 10, {cfg.batch_size}, torch::kInt64);
-  double fwd = 0, bwd = 0, opt = 0;
+  double fwd = 0, bwd = 0, opt = 0, cpu0 = 0;
   for (int i = -20; i < steps; ++i) {  // 20 warm-up steps
+    if (i == 0) cpu0 = cpu_seconds();
     const auto t0 = Clock::now();
     const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
     const auto t1 = Clock::now();
@@ -85,23 +90,87 @@ void step_breakdown(const Config& cfg, int steps) {
     bwd += std::chrono::duration<double, std::milli>(t2 - t1).count();
     opt += std::chrono::duration<double, std::milli>(t3 - t2).count();
   }
-  std::printf("    per step (batch %d, %d threads): forward %.3f ms, backward %.3f ms, optimizer %.3f ms\n",
-              cfg.batch_size, torch::get_num_threads(), fwd / steps, bwd / steps, opt / steps);
+  const double cpu_ms = (cpu_seconds() - cpu0) * 1000.0 / steps;
+  std::printf("    per step (batch %d, %d threads): forward %.3f ms, backward %.3f ms, optimizer %.3f ms; %.3f CPU ms\n",
+              cfg.batch_size, torch::get_num_threads(), fwd / steps, bwd / steps, opt / steps, cpu_ms);
 }
 
+// Where a training step's time goes: self CPU time per LibTorch op over `steps` steps (autograd
+// profiler), and the augmentation's seconds per 60,000 images. Profile first, then optimize.
+void op_profile(const Config& cfg, int steps) {
+  configure_threads(cfg);
+  torch::manual_seed(0);
+  QatModel model = build_model(cfg);
+  model->update_clipping(cfg);
+  Optimizer optimizer(model->named_parameters(), cfg);
+  const torch::Tensor x = torch::randn({cfg.batch_size, 1, 16, 16});
+  const torch::Tensor y = torch::randint(0, 10, {cfg.batch_size}, torch::kInt64);
+  auto step = [&] {
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step(1.0);
+  };
+  for (int i = 0; i < 20; ++i) step();
+  namespace prof = torch::autograd::profiler;
+  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  const auto t0 = Clock::now();
+  for (int i = 0; i < steps; ++i) step();
+  const double wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / steps;
+  const prof::thread_event_lists lists = prof::disableProfilerLegacy();
+  std::map<std::string, double> self_us;  // op name -> self time (its time minus its children's)
+  for (const auto& list : lists) {
+    std::vector<std::pair<const prof::LegacyEvent*, double>> stack;  // open op, its children's time
+    for (const auto& e : list) {
+      if (e.kindStr() == "push") {
+        stack.push_back({&e, 0.0});
+      } else if (e.kindStr() == "pop" && !stack.empty()) {
+        const auto [open, children] = stack.back();
+        stack.pop_back();
+        const double us = open->cpuElapsedUs(e);
+        self_us[open->name()] += us - children;
+        if (!stack.empty()) stack.back().second += us;
+      }
+    }
+  }
+  std::vector<std::pair<double, std::string>> ranked;
+  for (const auto& [name, us] : self_us) ranked.push_back({us / 1000.0 / steps, name});
+  std::sort(ranked.rbegin(), ranked.rend());
+  std::printf("    op profile, %d steps of batch %d, %d threads: %.2f ms per step (profiled); self ms per step:\n",
+              steps, cfg.batch_size, torch::get_num_threads(), wall_ms);
+  for (size_t i = 0; i < ranked.size() && i < 25; ++i)
+    std::printf("      %8.3f  %s\n", ranked[i].first, ranked[i].second.c_str());
+  if (cfg.augmentation) {
+    Config one = cfg;
+    one.train_subset = 8192;
+    const MnistSplit train = load_split(one, true);
+    const Augmenter augment(cfg);
+    torch::NoGradGuard no_grad;
+    at::Generator gen = at::detail::createCPUGenerator(1);
+    torch::set_num_threads(1);  // as on the trainer's worker thread
+    augment(train.raw28, gen);
+    const auto a0 = Clock::now();
+    augment(train.raw28, gen);
+    const double s = std::chrono::duration<double>(Clock::now() - a0).count();
+    std::printf("    augmentation (worker thread, 1 thread): %.2f s per 60,000 images\n", s * 60000.0 / 8192);
+  }
+}
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (!std::getenv("BITNETMCU_BENCH_SPIN")) use_passive_openmp_wait(argv);  // as bitnetmcu-train does
   std::string data_dir = BITNETMCU_DATA_DIR, threads = "1,2", cases = "fc-aug,fc-aug-muon,fc-plain,cnn-aug";
-  int epochs = 1;
+  int epochs = 1, profile_steps = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
     if (a == "--data-dir") data_dir = argv[i + 1];
     else if (a == "--threads") threads = argv[i + 1];
     else if (a == "--cases") cases = argv[i + 1];
     else if (a == "--epochs") epochs = std::stoi(argv[i + 1]);
+    else if (a == "--profile") profile_steps = std::stoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: bench_train [--data-dir DIR] [--threads 1,2] [--cases fc-aug,fc-aug-muon,fc-plain,cnn-aug] [--epochs N]\n");
+      std::fprintf(stderr, "usage: bench_train [--data-dir DIR] [--threads 1,2] [--cases fc-aug,fc-aug-muon,fc-plain,cnn-aug] [--epochs N] [--profile STEPS]\n"
+                   "  --profile STEPS: no epochs; self time per LibTorch op over STEPS steps, and the augmentation time\n");
       return 2;
     }
   }
@@ -114,6 +183,12 @@ int main(int argc, char** argv) {
     for (const std::string& t : split(threads)) {
       Config cfg = config_from_yaml_text(c.yaml, c.id);
       cfg.data_dir = data_dir, cfg.output_dir = out_dir, cfg.num_threads = std::stoi(t);
+      if (profile_steps > 0) {
+        std::printf("%-40s %7s\n", c.label, t.c_str());
+        step_breakdown(cfg, profile_steps);
+        op_profile(cfg, profile_steps);
+        continue;
+      }
       try {
         const double cpu0 = cpu_seconds();
         const auto [secs, eval_secs] = epoch_seconds(cfg, epochs);

@@ -1,7 +1,9 @@
-// bitnetmcu.Model: a model file (.bnm, model_file.hpp) parsed by the engine and run by its
-// run_layers() on numpy batches, the GIL released and the batch split over threads.
+// bitnetmcu.Model: a model file (.bnm, model_file.hpp) parsed by the engine and run on numpy
+// batches by the host fast path (host/fast_model.hpp: SIMD, bit-exact with the engine's
+// run_layers), the GIL released and the batch split over threads.
 #include <bitnetmcu/layout.hpp>
 #include <bitnetmcu/model_file.hpp>
+#include <fast_model.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,6 +26,7 @@ struct Model {
   std::vector<bn::LayerDesc> layers;
   bn::ModelFileInfo info{};
   bn::RuntimeNeeds needs{};
+  std::unique_ptr<bn::host::FastModel> fast;  // points into words and layers: built last
 
   static std::shared_ptr<Model> parse(const std::string& data, const std::string& source) {
     auto m = std::make_shared<Model>();
@@ -39,6 +42,7 @@ struct Model {
                             bn::model_file_error_text(err));
     m->layers.resize(m->info.n_layers);
     m->needs = bn::runtime_needs(m->layers.data(), m->info.n_layers);
+    m->fast = std::make_unique<bn::host::FastModel>(m->layers.data(), m->info.n_layers);
     return m;
   }
 
@@ -76,29 +80,10 @@ py::array_t<int8_t> checked_images(const Model& m, const py::handle& obj, const 
   return py::array_t<int8_t>::ensure(a);
 }
 
-unsigned pick_threads(int requested, size_t n) {
-  unsigned t = requested > 0 ? static_cast<unsigned>(requested) : std::max(1u, std::thread::hardware_concurrency());
-  // Small batches are not worth a thread start (~20 us each).
-  return static_cast<unsigned>(std::max<size_t>(1, std::min<size_t>(t, n / 256 + 1)));
-}
-
 // Runs images [0, n) through the model; classes[i] and, if given, logits[i][num_classes].
-void run_batch(const Model& m, const int8_t* x, size_t n, int64_t* classes, int32_t* logits, unsigned threads) {
-  const uint32_t in = m.info.input_size, nc = m.info.num_classes;
-  auto work = [&](size_t begin, size_t end) {
-    std::vector<int32_t> a(m.needs.words_a + 1), b(m.needs.words_b + 1);
-    for (size_t i = begin; i < end; ++i) {
-      const int32_t* last = nullptr;
-      const uint32_t c = bn::run_layers(m.layers.data(), m.info.n_layers, x + i * in, a.data(), b.data(), &last);
-      if (classes) classes[i] = c;
-      if (logits) std::copy(last, last + nc, logits + i * nc);
-    }
-  };
-  if (threads <= 1) return work(0, n);
-  std::vector<std::thread> pool;
-  const size_t chunk = (n + threads - 1) / threads;
-  for (size_t begin = 0; begin < n; begin += chunk) pool.emplace_back(work, begin, std::min(n, begin + chunk));
-  for (auto& t : pool) t.join();
+// threads <= 0: all cores (FastModel::run_batch uses fewer for small batches).
+void run_batch(const Model& m, const int8_t* x, size_t n, int64_t* classes, int32_t* logits, int threads) {
+  m.fast->run_batch(x, n, classes, logits, threads > 0 ? static_cast<unsigned>(threads) : 0u);
 }
 
 py::object predict(const Model& m, const py::handle& x, int threads) {
@@ -108,7 +93,7 @@ py::object predict(const Model& m, const py::handle& x, int threads) {
   py::array_t<int64_t> classes(static_cast<py::ssize_t>(n));
   {
     py::gil_scoped_release release;
-    run_batch(m, img.data(), n, classes.mutable_data(), nullptr, pick_threads(threads, n));
+    run_batch(m, img.data(), n, classes.mutable_data(), nullptr, threads);
   }
   if (single) return py::int_(classes.at(0));
   return std::move(classes);
@@ -121,7 +106,7 @@ py::array_t<int32_t> logits(const Model& m, const py::handle& x, int threads) {
   py::array_t<int32_t> out(std::vector<py::ssize_t>{static_cast<py::ssize_t>(n), m.info.num_classes});
   {
     py::gil_scoped_release release;
-    run_batch(m, img.data(), n, nullptr, out.mutable_data(), pick_threads(threads, n));
+    run_batch(m, img.data(), n, nullptr, out.mutable_data(), threads);
   }
   if (single) out = out.reshape({static_cast<py::ssize_t>(m.info.num_classes)});
   return out;
