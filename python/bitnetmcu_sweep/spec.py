@@ -4,7 +4,8 @@
     base: trainingparameters.yaml  # the trainer configuration the runs start from (relative to this file)
     set:    {num_epochs: 60, optimizer: Muon}      # fixed overrides of every run
     grid:   {QuantType: [2bitsym, Ternary], network_width1: [16, 24]}   # every combination
-    # a grid axis whose items are mappings sets several keys together (one axis value each):
+    # a grid axis whose items are mappings sets several keys together (one axis value each),
+    # and may change a value of `set`:
     #   grid: {shape: [{QuantType: Ternary, network_width1: 20}, {QuantType: Binary, network_width1: 32}]}
     random:                                        # sampled per run (seeded: resume sees the same runs)
       muon_learning_rate: {log_uniform: [0.003, 0.03]}
@@ -234,9 +235,9 @@ def load_sweep(path):
 
     fixed, grid, rand, key_lines = {}, {}, {}, {}
 
-    def claim(key, k):
+    def claim(key, k, over_set=False):
         _config_key(path, key, k)
-        if key in key_lines:
+        if key in key_lines and not (over_set and key in fixed):
             raise _err(path, k, f"key '{key}' is already set at line {key_lines[key]}")
         key_lines[key] = k.start_mark.line + 1
 
@@ -252,7 +253,7 @@ def load_sweep(path):
                 grid[key] = [{sub: Value(_scalar(path, sv, f"grid '{key}' key '{sub}'"), sv.start_mark.line + 1)
                               for sub, sk, sv in _mapping(path, x, f"grid '{key}' item")} for x in v.value]
                 for sub_key, sub_node in {sk.value: sk for x in v.value for sk, _ in x.value}.items():
-                    claim(sub_key, sub_node)
+                    claim(sub_key, sub_node, over_set=True)  # a bundle item may change a `set` value
             else:
                 claim(key, k)
                 grid[key] = [Value(_scalar(path, x, f"grid '{key}' value"), x.start_mark.line + 1) for x in v.value]
@@ -295,7 +296,9 @@ def expand(sweep):
     for i in range(n):
         values = dict(sweep.fixed)
         for key, value in zip(grid_keys, combos[i % len(combos)]):
-            values.update(value if isinstance(value, dict) else {key: value})
+            for k, v in (value if isinstance(value, dict) else {key: value}).items():
+                values.pop(k, None)  # keeps the order fixed, grid, random
+                values[k] = v
         for key, dist in sweep.random.items():
             values[key] = _sample(dist, rng)
         runs.append(Run(i, {k: v.text for k, v in values.items()}, {k: v.line for k, v in values.items()}))
