@@ -51,6 +51,7 @@ def parse_args(argv):
     ap.add_argument("--top", type=int, default=5, metavar="N", help="print the N best fitting runs (default 5)")
     ap.add_argument("--export-best", metavar="NAME", help="export the best fitting run into modeldata/ as NAME "
                     "(checkpoint into modeldata/zoo/, header, model file, report, plots, the sweep row)")
+    ap.add_argument("--export-dir", help="the modeldata folder --export-best writes to (default: the repository's modeldata/)")
     ap.add_argument("--run-task", nargs=2, metavar=("TASKS_JSON", "INDEX"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if not a.run_task and not a.sweep:
@@ -94,29 +95,32 @@ def write_report(sweep, out_dir, top_n):
     return rows
 
 
-def export_best(sweep, out_dir, name, tools, source_dir):
-    """Copies the best fitting run's checkpoint to modeldata/zoo/<name>_<run name>.pt (the zoo's
-    naming, scripts/zoo.sh) and exports it into modeldata/ with --target; writes the sweep row,
-    the sweep file and the recipe (its overrides) to modeldata/zoo/<name>.sweep.json."""
+def export_best(sweep, out_dir, name, tools, modeldata):
+    """Copies the best fitting run's checkpoint to <modeldata>/zoo/<name>_<run name>.pt (the zoo's
+    naming, scripts/zoo.sh) and exports it into <modeldata>/ with --target; writes the sweep row,
+    the sweep file and the recipe (its overrides) to <modeldata>/zoo/<name>.sweep.json."""
     best = frontier.top(list(results.load_rows(out_dir).values()), 1)
     if not best:
         raise SystemExit(f"bitnetmcu-sweep: no run in {out_dir} fits {sweep.target.chip}: nothing to export")
     row = best[0]
-    zoo = os.path.join(source_dir, "modeldata", "zoo")
+    zoo = os.path.join(modeldata, "zoo")
     os.makedirs(zoo, exist_ok=True)
-    plain_name = row["run_name"][len(row["run_id"]) + 1:]  # without the sweep's runtag "<run id>_"
-    ckpt = os.path.join("modeldata", "zoo", f"{name}_{plain_name}.pt")
-    shutil.copyfile(os.path.join(out_dir, row["checkpoint"]), os.path.join(source_dir, ckpt))
-    cmd = [tools.exporter, ckpt, "--name", name, "--out-dir", "modeldata", "--target", sweep.target.chip, "--plots", "--quiet"]
-    subprocess.run(cmd, check=True, cwd=source_dir)
-    recipe = {"sweep_file": os.path.relpath(os.path.abspath(sweep.path), source_dir), "base": os.path.relpath(sweep.base, source_dir),
+    ckpt = os.path.join(zoo, f"{name}_{row['run_name']}.pt")  # run_name: without the sweep's runtag
+    shutil.copyfile(os.path.join(out_dir, row["checkpoint"]), ckpt)
+    # relative paths when exporting into this repository (the report records the checkpoint path)
+    cwd = os.path.dirname(modeldata)
+    cmd = [tools.exporter, os.path.relpath(ckpt, cwd), "--name", name, "--out-dir", os.path.basename(modeldata),
+           "--target", sweep.target.chip, "--plots", "--quiet"]
+    subprocess.run(cmd, check=True, cwd=cwd)
+    here = os.getcwd()
+    recipe = {"sweep_file": os.path.relpath(os.path.abspath(sweep.path), here), "base": os.path.relpath(sweep.base, here),
               "overrides": row["overrides"], "zoo_sh_entry": f"{name}|{sweep.target.chip}|{row['overrides']}",
               "row": {k: v for k, v in row.items() if k != "config"}, "config": row["config"]}
     with open(os.path.join(zoo, f"{name}.sweep.json"), "w") as f:
         json.dump(recipe, f, indent=1, sort_keys=True)
         f.write("\n")
-    print(f"[sweep] exported run {row['run_id']} ({100 * row['engine_accuracy']:.2f} %) as modeldata/{name}.h; "
-          f"recipe in modeldata/zoo/{name}.sweep.json; scripts/zoo.sh entry:\n  \"{recipe['zoo_sh_entry']}\"")
+    print(f"[sweep] exported run {row['run_id']} ({100 * row['engine_accuracy']:.2f} %) as {modeldata}/{name}.h; "
+          f"recipe in {zoo}/{name}.sweep.json; scripts/zoo.sh entry:\n  \"{recipe['zoo_sh_entry']}\"")
 
 
 def main(argv=None, source_dir=None):
@@ -135,7 +139,7 @@ def main(argv=None, source_dir=None):
         return 0
     tools = tools_from(a, source_dir)
     if a.export_best:
-        export_best(sweep, out_dir, a.export_best, tools, source_dir)
+        export_best(sweep, out_dir, a.export_best, tools, os.path.abspath(a.export_dir or os.path.join(source_dir, "modeldata")))
         return 0
     if a.collect:
         job_id, missing = backends.wait_and_collect(out_dir)

@@ -256,8 +256,12 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
         base: BASE
         set: {{num_epochs: 1, train_subset: 2000, learning_rate: 0.01, network_width1: 8, network_width2: 8, network_width3: 0,
                data_dir: {data_dir()}}}
-        grid: {{seed: [1, 13, 14]}}
-        target: {{chip: ch32v003, weight_bytes: 100}}
+        grid:
+          run:
+            - {{seed: 1, network_width1: 16, network_width2: 16}}
+            - {{seed: 13}}
+            - {{seed: 14}}
+        target: {{chip: ch32v003, weight_bytes: 1500}}
         """)
     out = tmp_path / "out"
     cmd = [sys.executable, SWEEP_TOOL, sweep, "--out", str(out), "--trainer", str(fake), "--exporter", exporter,
@@ -271,8 +275,8 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     stdout, rows = sweep_rows()
     assert "3 runs (0 finished, 3 to run)" in stdout
     ok = rows[1]
-    assert ok["status"] == "no_fit" and ok["fits"] is False  # 8/8 FC: more than 100 B of weights
-    assert ok["error"] == f"weight_bytes {ok['weight_bytes']} > 100" and ok["weight_bytes"] > 100
+    assert ok["status"] == "no_fit" and ok["fits"] is False  # FC 16/16, 4bitsym: more than 1500 B of weights
+    assert ok["error"] == f"weight_bytes {ok['weight_bytes']} > 1500" and ok["weight_bytes"] > 1500
     assert 0.25 < ok["engine_accuracy"] <= 1 and ok["float_accuracy"] > 0.25  # above chance (0.1)
     assert rows[13]["status"] == "failed" and "train: exit status 3" in rows[13]["error"]
     assert "boom: injected failure" in rows[13]["error"]
@@ -287,9 +291,22 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     # fixed: the two run, then nothing is left
     fixed.write_text("")
     stdout, rows = sweep_rows()
-    assert {s: r["status"] for s, r in rows.items()} == {1: "no_fit", 13: "no_fit", 14: "no_fit"}
+    assert {s: r["status"] for s, r in rows.items()} == {1: "no_fit", 13: "ok", 14: "ok"}
+    assert all(rows[s]["weight_bytes"] <= 1500 and rows[s]["flash_bytes"] <= 16384 for s in (13, 14))
     assert log.read_text().split() == ["1", "13", "14", "13", "14", "13", "14"]
     stdout, _ = sweep_rows()
     assert "3 runs (3 finished, 0 to run)" in stdout
     assert len((out / "results.jsonl").read_text().splitlines()) == 7
     assert len((out / "results.csv").read_text().splitlines()) == 8  # header + 7 rows
+
+    # the best fitting run, exported with its recipe
+    best = max((rows[13], rows[14]), key=lambda r: r["engine_accuracy"])
+    modeldata = tmp_path / "modeldata"
+    p = subprocess.run(cmd + ["--export-best", "tiny_best", "--export-dir", str(modeldata)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    recipe = json.loads((modeldata / "zoo" / "tiny_best.sweep.json").read_text())
+    assert recipe["row"]["run_id"] == best["run_id"] and recipe["config"]["seed"] == best["config"]["seed"]
+    assert recipe["zoo_sh_entry"] == f"tiny_best|ch32v003|{best['overrides']}"
+    report = json.loads((modeldata / "tiny_best.report.json").read_text())
+    assert report["verification"]["int_accuracy"] == best["engine_accuracy"] and report["target"]["fits"]
+    assert (modeldata / "tiny_best.h").exists() and len(list((modeldata / "zoo").glob("tiny_best_FCMNIST_*.pt"))) == 1
