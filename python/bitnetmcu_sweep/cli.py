@@ -163,7 +163,11 @@ def main(argv=None, source_dir=None):
     if todo and a.backend == "local":
         jobs = backends.pool_size(a.cores, a.threads, a.jobs)
         print(f"[sweep] local pool: {jobs} run(s) at a time x {a.threads} thread(s), {a.cores} cores")
-        backends.run_local(sweep, todo, out_dir, tools, jobs)
+        try:
+            backends.run_local(sweep, todo, out_dir, tools, jobs)
+        except KeyboardInterrupt:
+            print("[sweep] interrupted; rerun the same command to continue", file=sys.stderr)
+            return 130
     elif todo:
         job_id = backends.submit_slurm(sweep, todo, out_dir, tools, a.sbatch_arg, a.max_parallel)
         print(f"[sweep] submitted Slurm job array {job_id} ({len(todo)} tasks; logs in {out_dir}/slurm/logs)")
