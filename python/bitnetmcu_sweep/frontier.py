@@ -66,13 +66,16 @@ def plot(rows, path_stem, title):
             if pts:
                 ax.scatter([r[cost] for r in pts], [100 * r["engine_accuracy"] for r in pts], s=18, **style)
         front = pareto(fitting(rows), cost)
-        if front:
-            ax.step([r[cost] for r in front], [100 * r["engine_accuracy"] for r in front], where="post",
-                    c="tab:green", label="Pareto frontier")
+        if front:  # the best accuracy holds to the right edge
+            right = max(r[cost] for r in rows if r.get(cost))
+            xs = [r[cost] for r in front] + [right]
+            ys = [100 * r["engine_accuracy"] for r in front]
+            ax.step(xs, ys + ys[-1:], where="post", c="tab:green", label="Pareto frontier")
         ax.set_xlabel(label)
         ax.set_ylabel("engine accuracy (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="lower right")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8, loc="lower right")
     fig.suptitle(title)
     fig.tight_layout()
     os.makedirs(os.path.dirname(os.path.abspath(path_stem)), exist_ok=True)
