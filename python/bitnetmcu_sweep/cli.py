@@ -107,6 +107,9 @@ def export_best(sweep, out_dir, name, tools, modeldata):
     os.makedirs(zoo, exist_ok=True)
     ckpt = os.path.join(zoo, f"{name}_{row['run_name']}.pt")  # run_name: without the sweep's runtag
     shutil.copyfile(os.path.join(out_dir, row["checkpoint"]), ckpt)
+    metrics = os.path.splitext(os.path.join(out_dir, row["checkpoint"]))[0] + ".csv"  # per-epoch metrics
+    if os.path.exists(metrics):
+        shutil.copyfile(metrics, os.path.splitext(ckpt)[0] + ".csv")
     # relative paths when exporting into this repository (the report records the checkpoint path)
     cwd = os.path.dirname(modeldata)
     cmd = [tools.exporter, os.path.relpath(ckpt, cwd), "--name", name, "--out-dir", os.path.basename(modeldata),
