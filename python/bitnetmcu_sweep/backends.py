@@ -27,9 +27,10 @@ def _progress(row, done, total):
 
 
 def run_local(sweep, runs, out_dir, tools, jobs):
-    """Runs `runs` on a pool of `jobs` workers, appending each row as it finishes. Ctrl-C stops
-    starting new runs; the running ones save their checkpoints (the trainer's own Ctrl-C) and
-    are recorded as failed, to be resumed by the next start."""
+    """Runs `runs` on a pool of `jobs` workers, appending each row as it finishes. Ctrl-C (or
+    SIGTERM to the sweep) stops starting new runs and waits for the running ones: they finish,
+    or, when the signal reached them too (a terminal's Ctrl-C), save their checkpoints and are
+    recorded as failed, to be resumed by the next start."""
     stop = threading.Event()
     total, done = len(runs), 0
 

@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -166,6 +167,10 @@ def main(argv=None, source_dir=None):
     if todo and a.backend == "local":
         jobs = backends.pool_size(a.cores, a.threads, a.jobs)
         print(f"[sweep] local pool: {jobs} run(s) at a time x {a.threads} thread(s), {a.cores} cores")
+        # SIGINT and SIGTERM (also when started in the background, where SIGINT is ignored) stop
+        # the sweep from starting new runs; a terminal's Ctrl-C also reaches the running trainers
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
             backends.run_local(sweep, todo, out_dir, tools, jobs)
         except KeyboardInterrupt:

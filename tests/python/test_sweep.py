@@ -3,9 +3,11 @@ resume and failure recording (python/bitnetmcu_sweep, tools/bitnetmcu-sweep)."""
 import json
 import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -310,3 +312,50 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     report = json.loads((modeldata / "tiny_best.report.json").read_text())
     assert report["verification"]["int_accuracy"] == best["engine_accuracy"] and report["target"]["fits"]
     assert (modeldata / "tiny_best.h").exists() and len(list((modeldata / "zoo").glob("tiny_best_FCMNIST_*.pt"))) == 1
+
+
+SLOW_TRAINER = """\
+#!{python}
+# The real trainer, after noting that the run started and a pause (time to stop the sweep).
+import os, sys, time
+real, folder = {real!r}, {folder!r}
+args = sys.argv[1:]
+if "--check" not in args:
+    seed = next(a.split("=", 1)[1] for a in args if a.startswith("seed="))
+    open(os.path.join(folder, "started-" + seed), "w").close()
+    time.sleep(3)
+os.execv(real, [real] + args)
+"""
+
+
+def test_sigterm_stops_new_runs_and_lets_the_running_one_finish(tmp_path):
+    trainer, exporter = find_trainer(), find_exporter()
+    if not trainer or not exporter:
+        pytest.skip("bitnetmcu-train / bitnetmcu-export not built")
+    if not os.path.exists(os.path.join(data_dir(), "mnist", "t10k-images-idx3-ubyte")):
+        pytest.skip("MNIST not found (run scripts/setup.sh)")
+    slow = tmp_path / "slow-train"
+    slow.write_text(SLOW_TRAINER.format(python=sys.executable, real=trainer, folder=str(tmp_path)))
+    slow.chmod(0o755)
+    sweep = write(tmp_path, f"""\
+        base: BASE
+        set: {{num_epochs: 1, train_subset: 500, network_width1: 8, network_width2: 8, network_width3: 0,
+               data_dir: {data_dir()}}}
+        grid: {{seed: [1, 2]}}
+        target: ch32v003
+        """)
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, SWEEP_TOOL, sweep, "--out", str(out), "--trainer", str(slow),
+                          "--exporter", exporter, "--no-firmware", "--jobs", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for _ in range(600):
+        if (tmp_path / "started-1").exists():
+            break
+        time.sleep(0.1)
+    p.send_signal(signal.SIGTERM)
+    output, _ = p.communicate(timeout=300)
+    assert p.returncode == 130, output
+    assert "interrupted" in output
+    rows = list(results.load_rows(str(out)).values())
+    assert [r["config"]["seed"] for r in rows] == [1] and rows[0]["status"] == "ok", output
+    assert not (tmp_path / "started-2").exists()
