@@ -35,6 +35,9 @@ MODELS=(
   "fc_nf4|ch32v003|optimizer=Muon QuantType=NF4 network_width1=64 network_width2=64 network_width3=64"
   # ~1 KB: without augmentation (a 4,800-weight model is capacity-bound: 94.5 % without, 90.8 % with)
   "fc_tiny_2bitsym|ch32v003|optimizer=Muon QuantType=2bitsym network_width1=16 network_width2=16 network_width3=16 augmentation=false"
+  # the same with 120 epochs: the best <= 1.2 KB model of sweeps/tiny_1k_recipe.yaml (run 16d42a34b1,
+  # modeldata/zoo/fc_tiny_2bitsym_e120.sweep.json; bitnetmcu-sweep --export-best; 200 epochs: 94.99 %)
+  "fc_tiny_2bitsym_e120|ch32v003|optimizer=Muon augmentation=false num_threads=1 QuantType=2bitsym network_width1=16 network_width2=16 network_width3=16 num_epochs=120"
   # the widest FP130-conv CNN whose channel block fits the CH32V003's 2 KB RAM (one thread: reproducible)
   "cnn24_v003|ch32v003|model=CNNMNIST cnn_width=24 QuantType=4bitsym QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130 network_width1=96 network_width2=64 network_width3=0 num_threads=1"
   "cnn16_v003|ch32v003|model=CNNMNIST cnn_width=16 QuantType=4bitsym QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130 network_width1=96 network_width2=64 network_width3=0"

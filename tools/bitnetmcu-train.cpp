@@ -13,6 +13,7 @@ constexpr int kExitError = 1, kExitUsage = 2, kExitInterrupted = 130;
 const char* const kUsage = R"(usage: bitnetmcu-train [CONFIG.yaml] [--set KEY=VALUE]... [--no-progress]
        bitnetmcu-train --resume CHECKPOINT.pt [--set KEY=VALUE]...
        bitnetmcu-train --eval CHECKPOINT.pt [--set KEY=VALUE]...
+       bitnetmcu-train [CONFIG.yaml] [--set KEY=VALUE]... --check
 
 Trains a quantization-aware model from CONFIG.yaml (default: trainingparameters.yaml) and
 writes <output_dir>/<run name>.pt after every epoch (plus a metrics .csv next to it).
@@ -20,6 +21,8 @@ writes <output_dir>/<run name>.pt after every epoch (plus a metrics .csv next to
   --resume CKPT     continue an interrupted or finished run (e.g. --set num_epochs=80)
   --eval CKPT       print the checkpoint's float (QAT) test loss and accuracy
   --no-progress     no live progress bar (it is shown only on a terminal anyway)
+  --check           validate CONFIG.yaml and the overrides, print the resulting configuration
+                    (YAML, every key) and its run name, train nothing (bitnetmcu-sweep uses it)
 Ctrl-C / SIGTERM saves a resumable checkpoint and exits with status 130.
 Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.
 
@@ -31,6 +34,7 @@ struct Arguments {
   std::string resume_path, eval_path;
   std::vector<std::string> overrides;
   bool progress = true;
+  bool check = false;
 };
 
 // Returns false (after printing why) on a usage error.
@@ -47,12 +51,15 @@ bool parse_arguments(int argc, char** argv, Arguments& a) {
     else if (arg == "--resume") a.resume_path = value("--resume");
     else if (arg == "--eval") a.eval_path = value("--eval");
     else if (arg == "--no-progress") a.progress = false;
+    else if (arg == "--check") a.check = true;
     else if (arg.rfind("-", 0) == 0) throw std::invalid_argument("unknown option " + arg);
     else if (have_config) throw std::invalid_argument("more than one configuration file: " + arg);
     else a.config_path = arg, have_config = true;
   }
   if (!a.resume_path.empty() && !a.eval_path.empty())
     throw std::invalid_argument("--resume and --eval exclude each other");
+  if (a.check && (!a.resume_path.empty() || !a.eval_path.empty()))
+    throw std::invalid_argument("--check validates a configuration file, not a checkpoint");
   return true;
 }
 
@@ -76,6 +83,11 @@ int run(int argc, char** argv) {
       std::cout << args.eval_path << ": test loss " << std::setprecision(4) << r.loss << ", accuracy " << std::fixed
                 << std::setprecision(2) << 100 * r.accuracy << " % ("
                 << r.count << " images, float QAT forward pass)\n";
+      return 0;
+    }
+    if (args.check) {
+      const Config cfg = load_config(args.config_path, args.overrides);
+      std::cout << config_to_yaml(cfg) << "# run name: " << cfg.run_name() << "\n";
       return 0;
     }
     TrainOptions options;
