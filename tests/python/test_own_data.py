@@ -39,7 +39,8 @@ def train_and_export(tools, tmp_path, name, overrides):
     for kv in overrides + ["num_epochs=2", "batch_size=32", "num_threads=1", f"output_dir={tmp_path}",
                            f"runtag={name}_", "network_width2=16", "network_width3=0"]:
         sets += ["--set", kv]
-    run([trainer, "--no-progress"] + sets)
+    source = os.environ.get("BITNETMCU_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
+    run([trainer, os.path.join(source, "trainingparameters.yaml"), "--no-progress"] + sets)
     ckpt = next(p for p in os.listdir(tmp_path) if p.startswith(name + "_") and p.endswith(".pt"))
     out = run([exporter, str(tmp_path / ckpt), "--name", name, "--out-dir", str(tmp_path), "--samples", "50",
                "--predictions", str(tmp_path / f"{name}.pred")])

@@ -128,12 +128,12 @@ struct Verification {
 // ---- outputs ----------------------------------------------------------------------------------
 struct HeaderMeta {
   std::string name, generated_by, dataset, source_checkpoint, checkpoint_crc32, config_yaml;
-  std::vector<std::string> class_names;  // kClassNames (empty: not written)
-  std::string input_description;         // kInputDescription
+  std::vector<std::string> class_names = {};  // kClassNames (empty: not written)
+  std::string input_description = {};         // kInputDescription
   uint32_t input_side = 0;               // kInputSide: image side, 0 for feature vectors
   // global / per_feature input quantization (kInputOffset, kInputScale, quantize_input()); empty: per_image
   std::string input_quantization = "per_image";
-  std::vector<float> input_offset, input_scale;
+  std::vector<float> input_offset = {}, input_scale = {};
   const Verification* verification = nullptr;
   // The CH32V003 fit estimate: a model that does not fit says kTargetsCh32v003 = false, and the
   // firmware build (mcu/) then gives it only a QEMU twin. Null: assume it fits.
