@@ -13,7 +13,8 @@ PACKAGES=(build-essential cmake ninja-build git nodejs npm
   libtorch-dev libyaml-cpp-dev catch2 pybind11-dev python3-dev python3-numpy python3-torch
   python3-pil python3-pytest python3-yaml python3-matplotlib zlib1g-dev dataset-fashion-mnist
   gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf qemu-system-misc
-  slurm-wlm munge clang libfuzzer-14-dev python3-sklearn)
+  slurm-wlm munge clang libfuzzer-14-dev python3-sklearn
+  libpng-dev)
 
 install_packages() {
   local missing=()

@@ -18,6 +18,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BEGIN, END = "<!-- zoo-table:begin -->", "<!-- zoo-table:end -->"
+OWN_BEGIN, OWN_END = "<!-- own-data-table:begin -->", "<!-- own-data-table:end -->"
 QEMU = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-nographic", "-cpu", "rv32", "-icount", "shift=0",
         "-semihosting-config", "enable=on,target=native", "-kernel"]
 
@@ -92,6 +93,7 @@ def main():
             "instr": None if args.no_run else twin_instructions(firmware_dir, r["name"]),
             "flash": chip["flash"] if chip else None, "ram": chip["ram"] if chip else None,
             "v003": "yes" if v003 and v003["fits"] else "no",
+            "dataset": r.get("dataset", "MNIST"), "samples": v["images"] if "images" in v else None,
             # no chip image is built for a model that misses the CH32V003: the exporter's estimate
             "v002": ("yes" if v002["fits"] else "no") if v002 else
                     ("yes*" if r.get("target", {}).get("name") == "ch32v002" and r["target"]["fits"] else "no"),
@@ -100,6 +102,9 @@ def main():
     def fmt(x, spec="{:,}"):
         return "—" if x is None else spec.format(x)
 
+    # MNIST models in the zoo table and plot; the other datasets (README "Your own data") apart
+    own = [x for x in rows if x["dataset"] != "MNIST"]
+    rows = [x for x in rows if x["dataset"] == "MNIST"]
     lines = ["| model | shape | weights | scheme | bytes | float acc. | engine acc. | engine ≠ emulation | "
              "instr./inference (QEMU) | flash | RAM | CH32V003 | CH32V002 |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -121,6 +126,16 @@ def main():
         text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
     else:
         text += f"\n## Model zoo\n\n{block}\n"
+    own_lines = ["| model | data | shape | scheme | bytes | test samples | float acc. | engine acc. | "
+                 "engine ≠ emulation | instr./inference (QEMU) | flash | RAM | CH32V003 |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for x in own:
+        own_lines.append(f'| `{x["name"]}` | {x["dataset"]} | {x["model"]} | {x["scheme"]} | {x["bytes"]:,} | '
+                         f'{fmt(x["samples"])} | {x["float"]:.2f} % | {x["int"]:.2f} % | {x["mismatches"]} | '
+                         f'{fmt(x["instr"])} | {fmt(x["flash"])} | {fmt(x["ram"])} | {x["v003"]} |')
+    own_block = f"{OWN_BEGIN}\n" + "\n".join(own_lines) + f"\n{OWN_END}"
+    if OWN_BEGIN in text:
+        text = re.sub(re.escape(OWN_BEGIN) + ".*?" + re.escape(OWN_END), lambda _: own_block, text, flags=re.S)
     readme.write_text(text)
 
     import matplotlib

@@ -25,6 +25,8 @@ options:
                        scratch + stack fit RAM
   --plots              also write <name>.weights.svg and <name>.first_layer.png
   --test-images N      also write DIR/mnist_test_images.h with the first N test images
+  --samples N          also write DIR/<name>.samples.h with the first N test samples: the firmware
+                       build (mcu/) embeds it for this model (2 on the chip, all in the QEMU twin)
   --limit N            verify on the first N test images only (default: all)
   --predictions FILE   write images, labels and engine predictions (binary, for tests)
   --quiet              print errors only
@@ -64,6 +66,7 @@ ParsedArgs parse_args(int argc, char** argv) {
     else if (arg == "--target") a.options.target = value();
     else if (arg == "--plots") a.options.plots = true;
     else if (arg == "--test-images") a.options.test_images = parse_count(arg, value());
+    else if (arg == "--samples") a.options.samples = parse_count(arg, value());
     else if (arg == "--limit") a.options.verify_limit = parse_count(arg, value());
     else if (arg == "--predictions") a.options.predictions_path = value();
     else if (arg == "--quiet") a.options.quiet = true;

@@ -67,10 +67,38 @@ const std::vector<Key>& keys() {
   static const std::vector<Key> table = {
       choice_key("model", &Config::model, {"FCMNIST", "CNNMNIST"},
                  "network: fully connected or the depthwise CNN (SPEC §3)"),
-      choice_key("dataset", &Config::dataset, {"MNIST", "FashionMNIST"}, "training data"),
+      choice_key("dataset", &Config::dataset, {"MNIST", "FashionMNIST", "idx", "npy", "npz", "csv", "images"},
+                 "training data: MNIST/FashionMNIST from data_dir, or your own files (data_train ...): "
+                 "idx = IDX pair (uint8), npy = .npy samples + .npy labels, npz = one .npz with arrays x and y, "
+                 "csv = one sample per row with a label column, images = a folder with one sub-folder of .png/.pgm per class"),
       text_key("data_dir", &Config::data_dir,
                "folder holding mnist/ (and fashion-mnist/); FashionMNIST also falls back to "
                "/usr/share/datasets/fashion-mnist"),
+      text_key("data_train", &Config::data_train,
+               "idx/npy/npz/csv: training samples file (.gz allowed for idx and csv), images: the folder; samples of shape (N, H, W) "
+               "are images (resized to input_side), (N, F) are feature vectors"),
+      text_key("data_train_labels", &Config::data_train_labels,
+               "idx/npy: training labels file (integers 0..classes-1)"),
+      text_key("data_test", &Config::data_test,
+               "test samples file (images: folder); empty = draw test_fraction of data_train (seeded by seed, stratified per class)"),
+      text_key("data_test_labels", &Config::data_test_labels, "idx/npy: test labels file"),
+      real_key("test_fraction", &Config::test_fraction, 0.01, 0.9,
+               "share of each class held out for testing when data_test is empty"),
+      text_key("label_column", &Config::label_column,
+               "csv: column of the integer label, by header name or 0-based index (-1 = last column)"),
+      bool_key("csv_header", &Config::csv_header, "csv: the first row (after csv_skip_rows) names the columns"),
+      int_key("csv_skip_rows", &Config::csv_skip_rows, 0, 1000000, "csv: rows skipped at the top of the file"),
+      text_key("class_names", &Config::class_names,
+               "comma-separated class names (their count = classes); empty = from the data (labels 0..max, images: the sorted sub-folder names)"),
+      int_key("input_side", &Config::input_side, 4, 64,
+              "image data: side of the network input after the antialiased resize (CNNMNIST: 8..64)"),
+      choice_key("input_quantization", &Config::input_quantization, {"auto", "per_image", "global", "per_feature"},
+                 "int8 network input: per_image = SPEC §2 (127 / max|x| per sample), global / per_feature = "
+                 "q = round((x - offset) * scale) with offset, scale from the training set's range "
+                 "(bitnetmcu/preprocess.hpp); auto = per_image for images, per_feature for vectors"),
+      int_key("input_features", &Config::input_features, 0, 65536,
+              "network inputs; 0 = from the data (the trainer records the resolved value)"),
+      int_key("classes", &Config::classes, 0, 256, "classes; 0 = from the data (the trainer records the resolved value)"),
       int_key("network_width1", &Config::network_width1, 1, 4096, "width of fc1"),
       int_key("network_width2", &Config::network_width2, 1, 4096, "width of fc2"),
       int_key("network_width3", &Config::network_width3, 0, 4096, "width of fc3; 0 = no fc3"),

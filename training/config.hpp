@@ -20,8 +20,19 @@ struct ConfigError : std::runtime_error {
 struct Config {
   // model and data
   std::string model = "FCMNIST";  // FCMNIST | CNNMNIST
-  std::string dataset = "MNIST";  // MNIST | FashionMNIST
+  std::string dataset = "MNIST";  // MNIST | FashionMNIST | idx | npy | npz | csv | images (data.hpp)
   std::string data_dir = "data";  // holds mnist/ (and fashion-mnist/)
+  // Your own data (dataset idx/npy/npz/csv): files, split, labels, input shape, input quantization.
+  std::string data_train = "", data_train_labels = "", data_test = "", data_test_labels = "";
+  double test_fraction = 0.2;           // no data_test: drawn from data_train, seeded, stratified
+  std::string label_column = "label";   // csv: header name or 0-based index (-1 = last column)
+  bool csv_header = true;               // csv: the first row (after csv_skip_rows) names the columns
+  int csv_skip_rows = 0;                // csv: rows skipped before the header / data
+  std::string class_names = "";         // comma-separated; empty = from the data
+  int input_side = 16;                  // image data: resized to input_side x input_side
+  std::string input_quantization = "auto";  // auto | per_image | global | per_feature
+  int input_features = 0;               // inputs of the network; 0 = from the data (set by the trainer)
+  int classes = 0;                      // classes; 0 = from the data (set by the trainer)
   int network_width1 = 64, network_width2 = 64, network_width3 = 64;
   int cnn_width = 32;
   // quantization
@@ -61,7 +72,11 @@ struct Config {
   int test_subset = 0;    // >0: evaluate on the first N test images
 
   bool is_cnn() const { return model == "CNNMNIST"; }
-  int num_classes() const { return 10; }
+  // MNIST and Fashion-MNIST: 10 classes and side^2 inputs; other data: the values the trainer
+  // resolved from the data (resolve_data_shape, data.hpp).
+  int num_classes() const { return classes > 0 ? classes : 10; }
+  int num_inputs() const { return input_features > 0 ? input_features : input_side * input_side; }
+  bool is_builtin_dataset() const { return dataset == "MNIST" || dataset == "FashionMNIST"; }
   // Layer names in forward order (docs/checkpoint-format.md): conv1..3 (CNN), fc1, fc2, [fc3], fcl.
   std::vector<std::string> layer_names() const;
   // The resolved weight scheme of a layer; nullopt = float (QuantType None).

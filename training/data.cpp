@@ -16,7 +16,7 @@ namespace F = torch::nn::functional;
 
 // ---- IDX pairs ------------------------------------------------------------------------------
 
-MnistSplit load_idx_pair(const std::string& images_path, const std::string& labels_path) {
+DataSplit load_idx_pair(const std::string& images_path, const std::string& labels_path) {
   const IdxArray img = read_idx(images_path);
   const IdxArray lab = read_idx(labels_path);
   if (img.dims.size() != 3 || img.dims[1] != 28 || img.dims[2] != 28)
@@ -29,12 +29,12 @@ MnistSplit load_idx_pair(const std::string& images_path, const std::string& labe
   for (uint8_t l : lab.data)
     if (l > 9) throw std::runtime_error(labels_path + ": label " + std::to_string(l) + " outside 0..9");
   const int64_t n = img.dims[0];
-  MnistSplit s;
-  s.raw28 = torch::from_blob(const_cast<uint8_t*>(img.data.data()), {n, 1, 28, 28}, torch::kUInt8)
+  DataSplit s;
+  s.raw = torch::from_blob(const_cast<uint8_t*>(img.data.data()), {n, 1, 28, 28}, torch::kUInt8)
                 .to(torch::kFloat32)
                 .div_(255.0f);
   s.labels = torch::from_blob(const_cast<uint8_t*>(lab.data.data()), {n}, torch::kUInt8).to(torch::kInt64);
-  s.images = downscale_normalize(s.raw28);
+  s.images = downscale_normalize(s.raw);
   return s;
 }
 
@@ -51,7 +51,7 @@ std::string find_file(const std::vector<std::string>& dirs, const std::string& s
 }
 }  // namespace
 
-MnistSplit load_split(const Config& cfg, bool train) {
+DataSplit load_builtin_split(const Config& cfg, bool train) {
   std::vector<std::string> dirs;
   if (cfg.dataset == "MNIST") {
     dirs = {(fs::path(cfg.data_dir) / "mnist").string(), cfg.data_dir};
@@ -61,12 +61,13 @@ MnistSplit load_split(const Config& cfg, bool train) {
   const std::string prefix = train ? "train" : "t10k";
   const std::string images = find_file(dirs, prefix + "-images-idx3-ubyte");
   const std::string labels = find_file(dirs, prefix + "-labels-idx1-ubyte");
-  MnistSplit s = load_idx_pair(images, labels);
+  DataSplit s = load_idx_pair(images, labels);
+  if (cfg.input_side != 16) s.images = downscale_normalize(s.raw, cfg.input_side);
   const int subset = train ? cfg.train_subset : cfg.test_subset;
   if (subset > 0 && subset < s.labels.size(0)) {
     s.images = s.images.narrow(0, 0, subset).clone();
     s.labels = s.labels.narrow(0, 0, subset).clone();
-    s.raw28 = s.raw28.narrow(0, 0, subset).clone();
+    s.raw = s.raw.narrow(0, 0, subset).clone();
   }
   return s;
 }
@@ -79,14 +80,51 @@ torch::Tensor resize_matrix(int64_t in_size, int64_t out_size) {
   return m;
 }
 
-torch::Tensor downscale_normalize(const torch::Tensor& images28) {
-  static const torch::Tensor r = resize_matrix(28, 16);
-  const torch::Tensor rr = r.to(images28.device());
-  const int64_t n = images28.size(0);
+torch::Tensor downscale_normalize(const torch::Tensor& images, int64_t side) {
+  const int64_t n = images.size(0), h = images.size(2), w = images.size(3);
+  const torch::Tensor rh = resize_matrix(h, side).to(images.device());
+  const torch::Tensor rw = h == w ? rh : resize_matrix(w, side).to(images.device());
   // rows, then (after a transpose) columns: two large GEMMs instead of 2N small ones
-  const torch::Tensor rows = matmul_nt(images28.reshape({n * 28, 28}), rr).view({n, 28, 16});
-  const torch::Tensor cols = matmul_nt(rows.transpose(1, 2).reshape({n * 16, 28}), rr).view({n, 16, 16});
-  return cols.transpose(1, 2).reshape({n, 1, 16, 16}).sub_(kMnistMean).div_(kMnistStd);
+  const torch::Tensor rows = matmul_nt(images.reshape({n * h, w}), rw).view({n, h, side});
+  const torch::Tensor cols = matmul_nt(rows.transpose(1, 2).reshape({n * side, h}), rh).view({n, side, side});
+  return cols.transpose(1, 2).reshape({n, 1, side, side}).sub_(kMnistMean).div_(kMnistStd);
+}
+
+InputQuantizer fit_input_quantizer(const std::string& mode, const torch::Tensor& raw) {
+  InputQuantizer q;
+  q.mode = mode;
+  if (mode == "per_image") return q;
+  const torch::Tensor x = raw.reshape({raw.size(0), -1}).to(torch::kFloat64);
+  const torch::Tensor lo = mode == "global" ? x.min().reshape({1}) : std::get<0>(x.min(0));
+  const torch::Tensor hi = mode == "global" ? x.max().reshape({1}) : std::get<0>(x.max(0));
+  for (int64_t k = 0; k < lo.size(0); ++k) {
+    const double a = lo[k].item<double>(), b = hi[k].item<double>(), half = (b - a) / 2;
+    q.offset.push_back(static_cast<float>((a + b) / 2));
+    // a constant feature carries no information: scale 1 maps it to 0
+    q.scale.push_back(half > 0 ? static_cast<float>(127.0 / half) : 1.0f);
+  }
+  return q;
+}
+
+torch::Tensor quantize_features(const torch::Tensor& raw, const InputQuantizer& quantizer) {
+  const torch::Tensor x = raw.reshape({raw.size(0), -1}).to(torch::kCPU, torch::kFloat32).contiguous();
+  const int64_t n = x.size(0), d = x.size(1);
+  const auto params = static_cast<uint32_t>(quantizer.offset.size());
+  if (params != 1 && params != static_cast<uint32_t>(d))
+    throw std::runtime_error("input quantizer has " + std::to_string(params) + " offsets for " + std::to_string(d) +
+                             " features (expected 1 or " + std::to_string(d) + ")");
+  torch::Tensor q = torch::empty(x.sizes(), torch::kInt8);
+  const float* src = x.data_ptr<float>();
+  int8_t* dst = q.data_ptr<int8_t>();
+  for (int64_t i = 0; i < n; ++i)
+    bitnetmcu::quantize_features(src + i * d, static_cast<uint32_t>(d), quantizer.offset.data(),
+                                 quantizer.scale.data(), params, dst + i * d);
+  return q;
+}
+
+torch::Tensor engine_input(const DataSplit& split, const InputQuantizer& quantizer) {
+  if (quantizer.mode == "per_image" || quantizer.mode.empty()) return quantize_input(split.images);
+  return quantize_features(split.raw, quantizer);
 }
 
 torch::Tensor quantize_input(const torch::Tensor& images) {
@@ -110,7 +148,8 @@ torch::Tensor quantize_input(const torch::Tensor& images) {
 
 Augmenter::Augmenter(const Config& cfg)
     : rotation1_(cfg.rotation1), rotation2_(cfg.rotation2),
-      elastic_probability_(cfg.elastictransformprobability), nearest_(cfg.augmentation_interpolation == "nearest") {
+      elastic_probability_(cfg.elastictransformprobability), nearest_(cfg.augmentation_interpolation == "nearest"),
+      side_(cfg.input_side) {
   // torchvision ElasticTransform: kernel size int(8*sigma+1) made odd, sigma 4.
   const double sigma = 4.0;
   const int64_t ks = 33;
@@ -119,9 +158,9 @@ Augmenter::Augmenter(const Config& cfg)
   blur_kernel_ = (k / k.sum()).to(torch::kFloat32);
 }
 
-torch::Tensor Augmenter::operator()(const torch::Tensor& raw28, c10::optional<at::Generator> gen) const {
-  const int64_t n = raw28.size(0), size = raw28.size(3);
-  const auto opts = raw28.options();
+torch::Tensor Augmenter::operator()(const torch::Tensor& raw, c10::optional<at::Generator> gen) const {
+  const int64_t n = raw.size(0), size = raw.size(3);
+  const auto opts = raw.options();
   constexpr double kDegToRad = M_PI / 180.0;
   // rotation1 then the affine map (both about the centre): source = R(-(a1+a2)) (p - t) / s.
   const torch::Tensor angle = ((torch::rand({n}, gen, opts) * 2 - 1) * rotation1_ +
@@ -146,7 +185,7 @@ torch::Tensor Augmenter::operator()(const torch::Tensor& raw28, c10::optional<at
     if (chosen.numel() > 0) {
       const int64_t m = chosen.size(0);
       torch::Tensor d = torch::rand({m * 2, 1, size, size}, gen, opts) * 2 - 1;
-      const torch::Tensor k = blur_kernel_.to(raw28.device());
+      const torch::Tensor k = blur_kernel_.to(raw.device());
       const int64_t pad = k.size(0) / 2;
       d = F::conv2d(F::pad(d, F::PadFuncOptions({pad, pad, 0, 0}).mode(torch::kReflect)), k.view({1, 1, 1, -1}));
       d = F::conv2d(F::pad(d, F::PadFuncOptions({0, 0, pad, pad}).mode(torch::kReflect)), k.view({1, 1, -1, 1}));
@@ -160,10 +199,10 @@ torch::Tensor Augmenter::operator()(const torch::Tensor& raw28, c10::optional<at
                                            per_image(-s) * gx + per_image(c) * gy + per_image(s * tx - c * ty)},
                                           3);
   const torch::Tensor warped = F::grid_sample(
-      raw28, grid,
+      raw, grid,
       F::GridSampleFuncOptions().padding_mode(torch::kZeros).align_corners(false).mode(
           nearest_ ? F::GridSampleFuncOptions::mode_t(torch::kNearest) : F::GridSampleFuncOptions::mode_t(torch::kBilinear)));
-  return downscale_normalize(warped);
+  return downscale_normalize(warped, side_);
 }
 
 }  // namespace bitnetmcu::train

@@ -2,18 +2,20 @@
 
 #include "checkpoint.hpp"
 
+#include <bitnetmcu/kernels/conv.hpp>
 #include <torch/torch.h>
 
 namespace bitnetmcu::train {
 
 QatModelImpl::QatModelImpl(const Config& cfg) : cnn_(cfg.is_cnn()) {
-  int64_t features = 16 * 16;
+  int64_t features = cfg.num_inputs();
   if (cnn_) {
     const int64_t c = cfg.cnn_width;
     convs_.push_back(register_module("conv1", BitConv2d("conv1", 1, c, 1, cfg.layer_scheme("conv1"), cfg)));
     convs_.push_back(register_module("conv2", BitConv2d("conv2", c, c, c, cfg.layer_scheme("conv2"), cfg)));
     convs_.push_back(register_module("conv3", BitConv2d("conv3", c, c, c, cfg.layer_scheme("conv3"), cfg)));
-    features = c * 2 * 2;  // 16 -> 14 -> 12 -> pool 6 -> 4 -> pool 2
+    const int64_t side = bitnetmcu::cnn_output_side(static_cast<uint32_t>(cfg.input_side));  // 16 -> 14 -> 12 -> pool 6 -> 4 -> pool 2
+    features = c * side * side;
   }
   std::vector<std::pair<std::string, int64_t>> widths = {{"fc1", cfg.network_width1},
                                                          {"fc2", cfg.network_width2}};

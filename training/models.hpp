@@ -13,7 +13,7 @@ namespace bitnetmcu::train {
 class QatModelImpl : public torch::nn::Module {
  public:
   explicit QatModelImpl(const Config& cfg);
-  // x: [N,1,16,16] normalized images -> logits [N, num_classes].
+  // x: [N,1,S,S] images (CNN) or [N, inputs] -> logits [N, num_classes].
   torch::Tensor forward(torch::Tensor x);
   // Quantized (or float) layers in forward order: conv1..3 (CNN), fc1, fc2, [fc3], fcl.
   std::vector<QuantLayerImpl*> layers() const;

@@ -148,23 +148,23 @@ void use_passive_openmp_wait(char** argv) {
   execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
 }
 
-MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed) {
+DataSplit epoch_samples(const Config& cfg, const DataSplit& train, const Augmenter& augment, uint64_t seed) {
   if (!cfg.augmentation) return train;
   std::vector<torch::Tensor> parts{train.images};
-  const int64_t n = train.raw28.size(0), chunk = 8192;
+  const int64_t n = train.raw.size(0), chunk = 8192;  // images [N,1,H,W] (augmentation is for images only)
   torch::NoGradGuard no_grad;
   at::Generator gen = at::detail::createCPUGenerator(seed);
-  const bool on_cpu = train.raw28.device().is_cpu();
+  const bool on_cpu = train.raw.device().is_cpu();
   for (int64_t i = 0; i < n; i += chunk)
-    parts.push_back(on_cpu ? augment(train.raw28.narrow(0, i, std::min(chunk, n - i)), gen)
-                           : augment(train.raw28.narrow(0, i, std::min(chunk, n - i))));
-  MnistSplit s;
+    parts.push_back(on_cpu ? augment(train.raw.narrow(0, i, std::min(chunk, n - i)), gen)
+                           : augment(train.raw.narrow(0, i, std::min(chunk, n - i))));
+  DataSplit s;
   s.images = torch::cat(parts);
   s.labels = torch::cat({train.labels, train.labels});
   return s;
 }
 
-EvalResult evaluate(QatModelImpl& model, const MnistSplit& split, int64_t batch_size) {
+EvalResult evaluate(QatModelImpl& model, const DataSplit& split, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   const bool was_training = model.is_training();
   model.eval();
@@ -206,6 +206,12 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   }
   configure_threads(cfg);
   const torch::Device device = pick_device();
+  Dataset data = load_dataset(cfg);
+  resolve_data_shape(cfg, data.info);
+  if (cfg.augmentation && !(data.info.images && data.info.quantizer.mode == "per_image")) {
+    out << "note: augmentation needs images quantized per_image; this data is trained without it\n";
+    cfg.augmentation = false;
+  }
   torch::manual_seed(static_cast<uint64_t>(cfg.seed));
   QatModel model = build_model(cfg);
   model->to(device);
@@ -233,9 +239,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     fs::create_directories(fs::path(result.checkpoint_path).parent_path());
   const std::string csv_path = fs::path(result.checkpoint_path).replace_extension(".csv").string();
 
-  MnistSplit train_set = load_split(cfg, true), test_set = load_split(cfg, false);
+  DataSplit train_set = std::move(data.train), test_set = std::move(data.test);
   train_set.images = train_set.images.to(device), train_set.labels = train_set.labels.to(device);
-  train_set.raw28 = train_set.raw28.to(device);
+  train_set.raw = train_set.raw.to(device);
   const Augmenter augment(cfg);
 
   auto snapshot = [&](int epochs_done, bool complete) {
@@ -244,6 +250,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     ck.metrics_csv = metrics;
     ck.tensors = model->state_tensors();
     optimizer.save(ck.tensors);
+    save_input_quantizer(ck, data.info.quantizer);
     std::ostringstream meta;
     meta << "creator: bitnetmcu-train (C++, LibTorch " << TORCH_VERSION << ")\n"
          << "epochs_done: " << epochs_done << "\ncomplete: " << (complete ? "true" : "false")
@@ -260,13 +267,14 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
       return epoch_samples(cfg, train_set, augment, static_cast<uint64_t>(cfg.seed) * 1000003ull + 500009ull + static_cast<uint64_t>(epoch));
     });
   };
-  std::future<MnistSplit> next_samples;
+  std::future<DataSplit> next_samples;
   if (start_epoch < cfg.num_epochs) next_samples = prepare(start_epoch);
   result.epochs_done = start_epoch;  // advanced after each completed epoch
   StopSignals signals;
-  out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training images"
+  out << "data: " << data.info.description << ", " << data.info.num_classes << " classes\n";
+  out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training samples"
       << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
-      << " test images, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << ", "
+      << " test samples, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << ", "
       << (cfg.optimizer == "Muon" ? "Muon for " + std::to_string(optimizer.muon_parameters().size()) + " weights + Adam"
                                   : std::string("Adam")) << "\n"
       << std::flush;
@@ -277,7 +285,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     const double schedule = schedule_factor(cfg, epoch), lr = cfg.learning_rate * schedule;
     // after each of the first maxw_update_until_epoch epochs (as the reference trainer does)
     if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
-    const MnistSplit samples = next_samples.get();
+    const DataSplit samples = next_samples.get();
     if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
     const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
     const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));

@@ -39,7 +39,7 @@ struct EvalResult {
   int64_t count = 0;
 };
 // Float (QAT) loss and accuracy of a model on a split.
-EvalResult evaluate(QatModelImpl& model, const MnistSplit& split, int64_t batch_size = 500);
+EvalResult evaluate(QatModelImpl& model, const DataSplit& split, int64_t batch_size = 500);
 // --eval: a checkpoint's test loss/accuracy; `overrides` may change e.g. data_dir.
 EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::string>& overrides);
 
@@ -59,6 +59,6 @@ void use_passive_openmp_wait(char** argv);
 
 // The samples of one epoch: the plain training set, plus one augmented copy of it when
 // cfg.augmentation (SPEC §2), built in large batches from a generator seeded with `seed`.
-MnistSplit epoch_samples(const Config& cfg, const MnistSplit& train, const Augmenter& augment, uint64_t seed);
+DataSplit epoch_samples(const Config& cfg, const DataSplit& train, const Augmenter& augment, uint64_t seed);
 
 }  // namespace bitnetmcu::train

@@ -143,14 +143,14 @@ void op_profile(const Config& cfg, int steps) {
   if (cfg.augmentation) {
     Config one = cfg;
     one.train_subset = 8192;
-    const MnistSplit train = load_split(one, true);
+    const DataSplit train = load_split(one, true);
     const Augmenter augment(cfg);
     torch::NoGradGuard no_grad;
     at::Generator gen = at::detail::createCPUGenerator(1);
     torch::set_num_threads(1);  // as on the trainer's worker thread
-    augment(train.raw28, gen);
+    augment(train.raw, gen);
     const auto a0 = Clock::now();
-    augment(train.raw28, gen);
+    augment(train.raw, gen);
     const double s = std::chrono::duration<double>(Clock::now() - a0).count();
     std::printf("    augmentation (worker thread, 1 thread): %.2f s per 60,000 images\n", s * 60000.0 / 8192);
   }

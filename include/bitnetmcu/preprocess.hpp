@@ -64,4 +64,21 @@ inline void quantize_input(const float* x, uint32_t n, int8_t* q) {
     q[i] = static_cast<int8_t>(detail::clamp(detail::round_half_even(x[i] * s), -128, 127));
 }
 
+// Input quantization of feature vectors (config input_quantization: global / per_feature), so
+// that a device feeds its raw sensor values. offset and scale come from the training set's
+// range (the trainer: offset = (min + max) / 2, scale = 127 / ((max - min) / 2), per feature or
+// over all features), stored in the checkpoint and in the exported header (kInputOffset,
+// kInputScale). One float32 subtract and multiply per value, as written here, then
+//   q[i] = clamp(round_half_even((x[i] - offset[k]) * scale[k]), -128, 127),
+// k = i when n_params == n (per feature), k = 0 when n_params == 1 (global). NaN gives 0.
+inline void quantize_features(const float* x, uint32_t n, const float* offset, const float* scale, uint32_t n_params,
+                              int8_t* q) {
+  for (uint32_t i = 0; i < n; ++i) {
+    const uint32_t k = n_params == 1 ? 0 : i;
+    const float centered = x[i] - offset[k];
+    const float scaled = centered * scale[k];
+    q[i] = static_cast<int8_t>(detail::clamp(detail::round_half_even(scaled), -128, 127));
+  }
+}
+
 }  // namespace bitnetmcu

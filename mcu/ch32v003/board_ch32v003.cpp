@@ -1,5 +1,5 @@
 // Board of the real chip (CH32V003, and CH32V002 from the same source): 48 MHz from HSI x2 PLL,
-// SysTick counting HCLK cycles, USART1 TX on PD5 at 115200 8N1.
+// SysTick counting HCLK cycles, USART1 TX on PD5 / RX on PD6 at 115200 8N1.
 #include "app/board.hpp"
 #include "ch32v003_regs.hpp"
 
@@ -32,7 +32,7 @@ void init() {
   reg(RCC_APB2PCENR) |= RCC_AFIOEN | RCC_IOPDEN | RCC_USART1EN;
   reg(GPIOD_CFGLR) = (reg(GPIOD_CFGLR) & ~(0xFu << (4 * 5))) | (GPIO_AF_PUSH_PULL_10MHZ << (4 * 5));
   reg(USART1_BRR) = (kHclkHz + kBaud / 2) / kBaud;  // 16x oversampling: mantissa.fraction = 26.1
-  reg(USART1_CTLR1) = USART_UE | USART_TE;
+  reg(USART1_CTLR1) = USART_UE | USART_TE | USART_RE;
 }
 
 static void transmit(uint8_t byte) {
@@ -47,6 +47,15 @@ void put_char(char c) {
 }
 
 uint32_t counter() { return reg(STK_CNTL); }
+
+bool read_byte(uint8_t* byte, bool wait_forever) {
+  constexpr uint32_t kTimeoutCycles = kHclkHz / 10;  // 100 ms between the bytes of a frame
+  const uint32_t start = counter();
+  while (!(reg(USART1_STATR) & USART_RXNE))
+    if (!wait_forever && counter() - start > kTimeoutCycles) return false;
+  *byte = static_cast<uint8_t>(reg(USART1_DATAR));
+  return true;
+}
 
 void finish(int) {
   while (!(reg(USART1_STATR) & USART_TC)) {  // let the last byte leave the shift register

@@ -29,6 +29,7 @@ constexpr uintptr_t USART1_STATR = 0x40013800, USART1_DATAR = 0x40013804, USART1
                     USART1_CTLR1 = 0x4001380C;
 constexpr uint32_t USART_TC = 1u << 6, USART_TXE = 1u << 7;
 constexpr uint32_t USART_TE = 1u << 3, USART_UE = 1u << 13;
+constexpr uint32_t USART_RXNE = 1u << 5, USART_RE = 1u << 2;  // receive (serial mode); PD6 stays a floating input
 
 // SysTick (STK) of the QingKe V2A core: 32-bit up-counter.
 constexpr uintptr_t STK_CTLR = 0xE000F000, STK_CNTL = 0xE000F008;

@@ -40,6 +40,9 @@ def dataset_dir(data_dir, dataset):
 
 def load_raw(data_dir, dataset="MNIST", train=False, subset=0):
     """(uint8 images [N, 28, 28], int64 labels [N]) of a split; `subset` > 0 keeps the first N."""
+    if dataset not in ("MNIST", "FashionMNIST"):
+        raise ValueError(f"dataset {dataset}: the Python scripts read MNIST and Fashion-MNIST only; "
+                         "train and export your own data with bitnetmcu-train / bitnetmcu-export")
     folder = dataset_dir(data_dir, dataset)
     images = read_idx(os.path.join(folder, _FILES[train][0]))
     labels = read_idx(os.path.join(folder, _FILES[train][1]))

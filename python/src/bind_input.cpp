@@ -180,9 +180,42 @@ py::array_t<int8_t> quantize_input(const py::handle& obj) {
   return out;
 }
 
+// Feature-vector input quantization (config input_quantization global / per_feature): the
+// engine's quantize_features, sample by sample, with the offsets and scales of a model header
+// (kInputOffset, kInputScale) or checkpoint (input/offset, input/scale).
+py::array_t<int8_t> quantize_features(const py::handle& obj, const py::handle& offset_obj, const py::handle& scale_obj) {
+  py::array a = as_array(obj);
+  if (a.dtype().kind() != 'f' && a.dtype().kind() != 'i' && a.dtype().kind() != 'u')
+    throw py::type_error("quantize_features: expected raw numeric values of shape (N, F) or (F,), got dtype " +
+                         std::string(py::str(a.dtype())));
+  if (a.ndim() < 1 || a.ndim() > 2) throw py::value_error("quantize_features: expected shape (N, F) or (F,)");
+  auto x = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(a);
+  auto offset = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(as_array(offset_obj));
+  auto scale = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(as_array(scale_obj));
+  const bool single = x.ndim() == 1;
+  const py::ssize_t n = single ? 1 : x.shape(0);
+  const py::ssize_t per = single ? x.shape(0) : x.shape(1);
+  if (offset.size() != scale.size() || (offset.size() != 1 && offset.size() != per))
+    throw py::value_error("quantize_features: offset and scale must hold 1 (global) or " + std::to_string(per) +
+                          " (per feature) values each, got " + std::to_string(offset.size()) + " and " +
+                          std::to_string(scale.size()));
+  py::array_t<int8_t> out(single ? std::vector<py::ssize_t>{per} : std::vector<py::ssize_t>{n, per});
+  const float* in = x.data();
+  int8_t* o = out.mutable_data();
+  for (py::ssize_t i = 0; i < n; ++i, in += per, o += per)
+    bitnetmcu::quantize_features(in, static_cast<uint32_t>(per), offset.data(), scale.data(),
+                                 static_cast<uint32_t>(offset.size()), o);
+  return out;
+}
+
 }  // namespace
 
 void bind_input(py::module_& m) {
+  m.def("quantize_features", &quantize_features, py::arg("x"), py::arg("offset"), py::arg("scale"),
+        "Feature input quantization (bitnetmcu/preprocess.hpp quantize_features): raw values (N, F) -> int8,\n"
+        "q = clamp(round_half_even((x - offset[k]) * scale[k]), -128, 127) in float32, k = the feature\n"
+        "(per_feature: F offsets/scales) or 0 (global: one each). Offsets and scales: a model header's\n"
+        "kInputOffset/kInputScale or a checkpoint's input/offset, input/scale.");
   m.def("preprocess", &preprocess, py::arg("images"), py::arg("size") = 16, py::arg("mean") = 0.1307f,
         py::arg("std") = 0.3081f, py::arg("pil_rounding") = false,
         "SPEC §2 preprocessing: uint8 images (N, H, W) -> float32 (N, size*size): antialiased bilinear\n"

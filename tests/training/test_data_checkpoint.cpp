@@ -62,13 +62,13 @@ TEST_CASE("IDX: good raw and gzip files give the same split") {
   const std::string images = idx_bytes({3, 28, 28}, pixels(3 * 784)), labels = idx_bytes({3}, {7, 0, 9});
   write(d / "img", images), write(d / "lab", labels);
   write_gz(d / "img.gz", images), write_gz(d / "lab.gz", labels);
-  const MnistSplit raw = load_idx_pair((d / "img").string(), (d / "lab").string());
-  const MnistSplit gz = load_idx_pair((d / "img.gz").string(), (d / "lab.gz").string());
+  const DataSplit raw = load_idx_pair((d / "img").string(), (d / "lab").string());
+  const DataSplit gz = load_idx_pair((d / "img.gz").string(), (d / "lab.gz").string());
   CHECK(raw.images.sizes() == torch::IntArrayRef({3, 1, 16, 16}));
-  CHECK(raw.raw28.sizes() == torch::IntArrayRef({3, 1, 28, 28}));
+  CHECK(raw.raw.sizes() == torch::IntArrayRef({3, 1, 28, 28}));
   CHECK(torch::equal(raw.labels, torch::tensor({7, 0, 9}, torch::kInt64)));
   CHECK(torch::equal(raw.images, gz.images));
-  CHECK(raw.raw28[0][0][0][1].item<float>() == Approx(7 / 255.0));
+  CHECK(raw.raw[0][0][0][1].item<float>() == Approx(7 / 255.0));
 }
 
 TEST_CASE("IDX: truncated, trailing, foreign, mismatched and missing files are named") {
@@ -151,7 +151,7 @@ TEST_CASE("MNIST test split: label counts of SPEC §2 (needs data/mnist)") {
     WARN("data/mnist missing: run scripts/setup.sh");
     return;
   }
-  const MnistSplit test = load_split(cfg, false);
+  const DataSplit test = load_split(cfg, false);
   CHECK(torch::equal(torch::bincount(test.labels), torch::tensor({980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009}, torch::kInt64)));
   CHECK(test.images.mean().item<double>() == Approx(0.0).margin(0.1));  // normalized
 }

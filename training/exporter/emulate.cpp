@@ -51,7 +51,8 @@ Emulation emulate_integer_model(const std::vector<QuantizedTensor>& tensors, con
   torch::Tensor x = images.to(torch::kInt64).view({n, -1});
   if (const QuantizedTensor* conv1 = find("conv1")) {
     const int64_t channels = conv1->shape[0];
-    auto plane = x.to(torch::kDouble).view({n, 1, 16, 16});
+    const auto side = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(x.size(1)))));
+    auto plane = x.to(torch::kDouble).view({n, 1, side, side});
     plane = conv_relu_shift(plane, int_weights(*conv1, torch::kDouble), 1, cnn_shift);
     plane = conv_relu_shift(plane, int_weights(*find("conv2"), torch::kDouble), channels, cnn_shift);
     plane = torch::max_pool2d(plane, 2);

@@ -11,7 +11,7 @@ struct Emulation {
   torch::Tensor predictions;  // int64 [N]
 };
 
-// SPEC §6 integer inference with tensor ops. images: int8 [N, 256] (SPEC §2 quantized).
+// SPEC §6 integer inference with tensor ops. images: int8 [N, inputs] (a CNN: [N, side^2]).
 Emulation emulate_integer_model(const std::vector<QuantizedTensor>& tensors, const torch::Tensor& images,
                                 uint32_t cnn_shift);
 

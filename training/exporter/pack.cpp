@@ -75,7 +75,7 @@ EngineLayer pack_dense(const QuantizedTensor& t, bool with_rowsum) {
   return l;
 }
 
-EngineLayer pack_cnn(const std::vector<const QuantizedTensor*>& convs, uint32_t shift) {
+EngineLayer pack_cnn(const std::vector<const QuantizedTensor*>& convs, uint32_t shift, uint32_t side) {
   const int64_t channels = convs[0]->shape.empty() ? 0 : convs[0]->shape[0];
   const SchemeId scheme = convs[0]->scheme;
   for (const QuantizedTensor* t : convs) {
@@ -99,7 +99,7 @@ EngineLayer pack_cnn(const std::vector<const QuantizedTensor*>& convs, uint32_t 
   l.kind = LayerKind::Cnn;
   l.scheme = scheme;
   l.shift = static_cast<uint8_t>(shift);
-  l.n_in = 16;
+  l.n_in = side;
   l.n_out = static_cast<uint32_t>(channels);
   // One code byte per weight, [conv][channel][3][3] (layers.hpp cnn_layer).
   for (const QuantizedTensor* t : convs) l.conv.insert(l.conv.end(), t->codes.begin(), t->codes.end());
@@ -151,7 +151,7 @@ void compute_stats(QuantizedTensor& t) {
   }
 }
 
-PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift) {
+PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift, uint32_t input_size) {
   PackedModel m;
   for (auto& t : tensors) {
     if (t.codes.size() != t.ints.size())
@@ -171,7 +171,14 @@ PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift)
   if (any_conv && convs.size() != 3)
     throw ExportError("checkpoint has " + std::to_string(convs.size()) +
                       " of the conv layers conv1, conv2, conv3: a CNN needs all three");
-  if (!convs.empty()) m.layers.push_back(pack_cnn(convs, cnn_shift));
+  if (!convs.empty()) {
+    uint32_t side = 0;
+    while ((side + 1) * (side + 1) <= input_size) ++side;
+    if (side * side != input_size || side < 8 || side > 64)
+      throw ExportError("a CNN takes a square image of side 8..64, but the model has " + std::to_string(input_size) +
+                        " inputs");
+    m.layers.push_back(pack_cnn(convs, cnn_shift, side));
+  }
 
   std::vector<const QuantizedTensor*> dense{&require(tensors, "fc1"), &require(tensors, "fc2")};
   for (const auto& t : tensors)
@@ -183,8 +190,8 @@ PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift)
 
   for (const QuantizedTensor* t : dense) m.layers.push_back(pack_dense(*t, m.layers.empty()));
 
-  // Each layer's inputs must be the previous layer's outputs; the first takes a 16x16 image.
-  m.input_size = 256;
+  // Each layer's inputs must be the previous layer's outputs; the first takes the input.
+  m.input_size = input_size;
   uint32_t expected_in = m.input_size;
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const EngineLayer& l = m.layers[i];

@@ -74,11 +74,21 @@ uint32_t count_equal(const torch::Tensor& a, const torch::Tensor& b) {
 }
 
 Verification verify(train::QatModel model, const train::Config& cfg, const PackedModel& packed,
-                    int limit) {
+                    const train::InputQuantizer& quantizer, int limit) {
   Verification v;
   train::Config test_cfg = cfg;
   test_cfg.test_subset = limit > 0 ? limit : 0;  // the whole test set unless asked otherwise
-  const train::MnistSplit split = train::load_split(test_cfg, /*train=*/false);
+  train::DataSplit split;
+  if (quantizer.mode == "per_image") {
+    split = train::load_split(test_cfg, /*train=*/false);
+  } else {
+    // The quantizer fitted to the data now must be the one the checkpoint was trained with.
+    train::Dataset ds = train::load_dataset(test_cfg);
+    if (ds.info.quantizer.offset != quantizer.offset || ds.info.quantizer.scale != quantizer.scale)
+      throw ExportError("the input quantization fitted to " + cfg.data_train +
+                        " differs from the checkpoint's: the training data changed since training");
+    split = std::move(ds.test);
+  }
   const torch::Tensor labels = split.labels.to(torch::kInt64);
   v.n_images = static_cast<uint32_t>(labels.size(0));
 
@@ -91,11 +101,12 @@ Verification verify(train::QatModel model, const train::Config& cfg, const Packe
   v.float_correct = count_equal(torch::cat(float_preds), labels);
   v.float_seconds = seconds_since(t0);
 
-  const torch::Tensor images = train::quantize_input(split.images).to(torch::kInt8).contiguous();
+  const torch::Tensor images = train::engine_input(split, quantizer).to(torch::kInt8).contiguous();
   if (images.size(1) != packed.input_size)
-    throw ExportError("quantize_input gave " + std::to_string(images.size(1)) + " values per image, the model takes " +
+    throw ExportError("the input quantization gave " + std::to_string(images.size(1)) + " values per sample, the model takes " +
                       std::to_string(packed.input_size));
   v.images = to_vector<int8_t>(images);
+  if (quantizer.mode != "per_image") v.raw = to_vector<float>(split.raw.to(torch::kFloat32).contiguous());
   v.labels = to_vector<uint8_t>(labels.to(torch::kUInt8));
 
   t0 = Clock::now();
@@ -142,9 +153,11 @@ ExportResult run_export(const ExportOptions& opt) {
   train::Checkpoint ckpt;
   train::Config cfg;
   train::QatModel model{nullptr};
+  train::InputQuantizer quantizer;
   try {
     ckpt = train::load_checkpoint(opt.checkpoint_path);
     model = train::load_model_from_checkpoint(ckpt, &cfg);
+    quantizer = train::load_input_quantizer(ckpt, cfg);
   } catch (const ExportError&) {
     throw;
   } catch (const std::exception& e) {
@@ -154,7 +167,7 @@ ExportResult run_export(const ExportOptions& opt) {
   if (!opt.data_dir.empty()) cfg.data_dir = opt.data_dir;
 
   ExportResult r;
-  r.model = pack_model(quantize_layers(model, opt.checkpoint_path), kCnnShift);
+  r.model = pack_model(quantize_layers(model, opt.checkpoint_path), kCnnShift, static_cast<uint32_t>(cfg.num_inputs()));
   log(stats_table(r.model));
   if (target) {
     r.fit = check_target(r.model, *target);
@@ -172,8 +185,19 @@ ExportResult run_export(const ExportOptions& opt) {
   meta.source_checkpoint = opt.checkpoint_path;
   meta.checkpoint_crc32 = file_crc32_hex(opt.checkpoint_path);
   meta.config_yaml = stored_config;
+  meta.class_names = train::class_names_of(cfg);
+  meta.input_quantization = quantizer.mode;
+  meta.input_offset = quantizer.offset;
+  meta.input_scale = quantizer.scale;
+  const bool image_input = cfg.is_builtin_dataset() || cfg.input_features == cfg.input_side * cfg.input_side;
+  meta.input_side = image_input && quantizer.mode == "per_image" ? static_cast<uint32_t>(cfg.input_side) : 0;
+  meta.input_description =
+      meta.input_side ? std::to_string(cfg.input_side) + "x" + std::to_string(cfg.input_side) +
+                            " image, resized and normalized ((x - 0.1307) / 0.3081), int8 per sample: 127 / max|x| (SPEC §2)"
+                      : std::to_string(cfg.num_inputs()) + " values, int8 " + quantizer.mode +
+                            ": round((x - kInputOffset) * kInputScale), quantize_input()";
   try {
-    r.verification = verify(model, cfg, r.model, opt.verify_limit);
+    r.verification = verify(model, cfg, r.model, quantizer, opt.verify_limit);
   } catch (const ExportError&) {
     throw;
   } catch (const std::exception& e) {
@@ -211,6 +235,14 @@ ExportResult run_export(const ExportOptions& opt) {
     const std::string path = (dir / "mnist_test_images.h").string();
     write_file(path, test_images_header_text(v.images.data(), v.labels.data(), n, r.model.input_size,
                                              meta.generated_by));
+    r.other_paths.push_back(path);
+  }
+  if (opt.samples > 0) {
+    const size_t n = std::min<size_t>(static_cast<size_t>(opt.samples), v.n_images);
+    const std::string path = (dir / (name + ".samples.h")).string();
+    write_file(path, samples_header_text(v.images.data(), v.raw.empty() ? nullptr : v.raw.data(), v.labels.data(), n,
+                                         r.model.input_size, meta.input_side, 2,
+                                         cfg.dataset + " (" + meta.input_description + ")", meta.generated_by));
     r.other_paths.push_back(path);
   }
   if (!opt.predictions_path.empty()) {

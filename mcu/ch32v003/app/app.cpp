@@ -3,7 +3,8 @@
 // only board::* differs. Build-time configuration:
 //   BITNETMCU_MODEL_HEADER     "path/to/model.h"  (exported header, mcu/ch32v003/README.md)
 //   BITNETMCU_MODEL_NAMESPACE  its namespace
-//   BITNETMCU_IMAGES_HEADER    "path/to/images.h" (namespace bitnetmcu_test_images)
+//   BITNETMCU_IMAGES_HEADER    "path/to/images.h" (namespace bitnetmcu_test_images): the MNIST
+//                              test images, or the model's own <name>.samples.h (bitnetmcu-export --samples)
 //
 // Line format (the parity test compares everything but the counter value):
 //   image <i> label <l> pred <p> logits <hash> <counter_name> <n>
@@ -27,8 +28,8 @@ template <class First, class... Rest>
 struct FirstLayerInputs<bitnetmcu::Model<First, Rest...>> {
   static constexpr uint32_t value = First::inputs;
 };
-static_assert(FirstLayerInputs<Net>::value == images::kSide * images::kSide,
-              "the test images do not match the model's input size");
+static_assert(FirstLayerInputs<Net>::value == sizeof(images::kImages[0]),
+              "the test samples do not match the model's input size");
 
 // Order-sensitive hash of the final accumulators, without a multiply (RV32EC has none).
 uint32_t hash_logits(const int32_t* v, uint32_t n) {

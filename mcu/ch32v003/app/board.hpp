@@ -11,5 +11,9 @@ void put_char(char c);        // console output
 uint32_t counter();           // free-running: cycles (chip) or retired instructions (QEMU)
 extern const char counter_name[];  // "cycles", "instret" or "none"
 [[noreturn]] void finish(int code);  // end of the run: exit code (QEMU/host) or idle (chip)
+// Serial mode (serial_app.cpp): one received byte. Returns false when none arrived within the
+// board's byte timeout (chip: 100 ms; QEMU: a bounded poll count; host: 1 s), unless
+// wait_forever.
+bool read_byte(uint8_t* byte, bool wait_forever);
 
 }  // namespace board
