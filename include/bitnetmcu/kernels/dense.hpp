@@ -29,7 +29,7 @@ inline void fill_table_generic(int32_t a, int32_t* t) {
 
 template <class S>
 inline void fill_table(int32_t a, int32_t* t) {
-  if constexpr (S::id == SchemeId::Sym2 || S::id == SchemeId::Sym4) {
+  if constexpr (S::multiples == Multiples::OddMultiples) {
     // [sign | mag] -> +-(2 mag + 1) a: odd multiples by repeated addition, then negations.
     constexpr uint32_t half = 1u << (S::code_bits - 1);
     const int32_t two_a = a + a;
@@ -39,7 +39,7 @@ inline void fill_table(int32_t a, int32_t* t) {
       t[m] = v;
       t[half + m] = -v;
     }
-  } else if constexpr (S::id == SchemeId::FP130) {
+  } else if constexpr (S::multiples == Multiples::PowersOfTwo) {
     int32_t v = a;  // [sign | e] -> +-(a << e)
 #pragma GCC unroll 8
     for (uint32_t e = 0; e < 8; ++e, v += v) {
@@ -144,8 +144,8 @@ __attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t coun
 template <unsigned Bits, bool Pairs>
 inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const int32_t* t,
                        int32_t* acc) {
-  constexpr unsigned log2_cpw = Bits == 1 ? 5 : (Bits == 2 ? 4 : 3);
-  constexpr unsigned log2_bits = Bits == 1 ? 0 : (Bits == 2 ? 1 : 2);
+  constexpr unsigned log2_cpw = BitPacking<Bits>::log2_codes_per_word;
+  constexpr unsigned log2_bits = BitPacking<Bits>::log2_code_bits;
   const uint32_t tail = static_cast<uint32_t>(shape.tail), tail_bits = tail << log2_bits;
   uint32_t win[kGroup];
   for (uint32_t k = 0; k < kGroup; ++k)
@@ -215,11 +215,12 @@ template <class S>
 inline void fill_pair_table(int32_t a, int32_t* p) {
   constexpr uint32_t n = 1u << S::code_bits;
   int32_t t[n];  // in registers: written out, not through fill_table's out-of-line call
-  if constexpr (S::id == SchemeId::Sym2) {
+  static_assert(S::family == DenseFamily::PairBits, "pair tables: 1- and 2-bit codes");
+  if constexpr (S::code_bits == 2) {
+    static_assert(S::multiples == Multiples::OddMultiples, "2-bit pair tables: [sign | mag] codes");
     t[0] = a, t[1] = a + a + a, t[2] = -a, t[3] = -t[1];  // [sign | mag] -> +-(2 mag + 1) a
   } else {
-    static_assert(S::id == SchemeId::Binary, "pair tables: Binary and 2bitsym");
-    t[0] = -a, t[1] = a;
+    t[0] = mul_const<S::decode(0)>(a), t[1] = mul_const<S::decode(1)>(a);  // Binary: -a, a
   }
 #pragma GCC unroll 4
   for (uint32_t h = 0; h < n; ++h) {
@@ -419,12 +420,12 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
   const uint32_t full = static_cast<uint32_t>(shape.full), tail = static_cast<uint32_t>(shape.tail);
   const typename S::word_t* tails = cols + mul_shift_add(static_cast<int32_t>(n_in), static_cast<int32_t>(full));
 
-  if constexpr (S::id == SchemeId::Int8) {
+  if constexpr (S::family == DenseFamily::Bytes) {
     for (uint32_t i = 0, pos = 0; i < n_in; ++i, cols += full, pos += tail) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
       if (a) detail::column_int8(cols, shape, tails, pos, a, acc);
     }
-  } else if constexpr (S::id == SchemeId::Ternary) {
+  } else if constexpr (S::family == DenseFamily::Trits) {
     const uint16_t* pending = nullptr;
     int32_t pending_a = 0;
     detail::TritCursor pos, pending_pos;
@@ -448,7 +449,7 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
       for (uint32_t j = k; j < detail::kGroup; ++j)
         scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
       // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
-      if constexpr (S::id == SchemeId::Binary || S::id == SchemeId::Sym2)
+      if constexpr (S::family == DenseFamily::PairBits)
         detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
       else
         detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
