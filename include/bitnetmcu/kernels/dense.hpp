@@ -5,7 +5,7 @@
 // with shifts and adds, then add t[code] to the accumulator of every output whose code appears
 // in that input's column. A weight costs a shift, a mask, a load and an add; zero inputs (half
 // of all after ReLU, and the image background when x_offset is the background value) cost
-// nothing. Nonzero inputs are processed four at a time (Ternary: two), so each accumulator is
+// nothing. Nonzero inputs are processed four at a time, so each accumulator is
 // loaded and stored once per four weights. No multiply for any scheme but 8bit, and none for
 // 8bit either on targets without a multiplier.
 #pragma once
@@ -270,25 +270,45 @@ inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, co
   if (shape.tail) group_tail<S::code_bits, true>(index, shape, tails, p, acc);
 }
 
-// ---- Ternary: pairs of inputs ---------------------------------------------------------------
+// ---- Ternary: groups of four inputs ----------------------------------------------------------
 
-// Ten trits of two inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
+// Ten trits of four inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
 // into bits 19..16 as 3*t1 + t2, exactly what two steps of x *= 3 give. A pair table
 // p[3*t1 + t2] = (t[t1] << 16) + t[t2] adds one input's weights of two outputs in two 16-bit
-// lanes; the two inputs' lane sums stay below 2^15 (2 * 255), so both lanes split exactly.
-template <unsigned J = 0>
-inline void add_trit_pairs2(uint32_t x1, uint32_t x2, const int32_t* p1, const int32_t* p2, int32_t* acc) {
-  x1 += x1 << 3;
-  x2 += x2 << 3;
-  const int32_t s = p1[x1 >> 16] + p2[x2 >> 16];
-  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
-  acc[2 * J] += (s - lo) >> 16;
-  acc[2 * J + 1] += lo;
-  if constexpr (J + 1 < 5) add_trit_pairs2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, p1, p2, acc);
+// lanes (the four tables lie 9 entries apart from one base). One loop iteration per trit pair:
+// not unrolled, the Ternary firmware has no flash to spare.
+//
+// The sum of the four lookups is added as it is to acc[pair] (mod 2^32): two outputs in one
+// word, split into int32 accumulators only at the end of the layer (unpack_lane_pairs). Exact
+// while each lane's total stays within int16: the caller tracks sum |a| over the inputs added
+// so far (a lane never exceeds it) and, past 32767, splits after every word instead
+// (column_ternary). No test in this loop: a mode flag cost 9 % of the Ternary model's time.
+inline __attribute__((noinline)) void add_trit_words4(const uint16_t* const* cols, uint32_t n_words,
+                                                      const int32_t* p, int32_t* acc) {
+  constexpr uint32_t tb = 9 * 4;  // bytes per trit pair table
+  const uint16_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
+  for (uint32_t k = 0; k < n_words; ++k) {
+    uint32_t x0 = c0[k], x1 = c1[k], x2 = c2[k], x3 = c3[k];
+    for (uint32_t j = 0; j < 5; ++j, ++acc) {
+      x0 += x0 << 3, x1 += x1 << 3, x2 += x2 << 3, x3 += x3 << 3;
+      const uint32_t s = static_cast<uint32_t>(lookup<0>(p, (x0 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<tb>(p, (x1 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<2 * tb>(p, (x2 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<3 * tb>(p, (x3 >> 16) << 2));
+      *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) + s);
+      x0 &= 0xFFFFu, x1 &= 0xFFFFu, x2 &= 0xFFFFu, x3 &= 0xFFFFu;
+    }
+  }
 }
-inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const uint16_t* c2, uint32_t n_words,
-                                                      const int32_t* p1, const int32_t* p2, int32_t* acc) {
-  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trit_pairs2(c1[k], c2[k], p1, p2, acc);
+// Packed lane pairs acc[j] (high lane: output 2j, low lane: 2j+1) -> int32 acc[2j], acc[2j+1],
+// in place from the top down.
+inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n_pairs) {
+  for (uint32_t j = n_pairs; j-- > 0;) {
+    const uint32_t s = static_cast<uint32_t>(acc[j]);
+    const int32_t lo = static_cast<int32_t>(s << 16) >> 16;
+    acc[2 * j + 1] = lo;
+    acc[2 * j] = static_cast<int32_t>(s - static_cast<uint32_t>(lo)) >> 16;
+  }
 }
 // p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
 __attribute__((always_inline)) inline void fill_trit_pair_table(int32_t a, int32_t* p) {
@@ -324,8 +344,8 @@ __attribute__((always_inline)) inline void add_trit_run(uint32_t x, uint32_t n, 
     acc[0] += static_cast<int32_t>(static_cast<uint32_t>(p[x >> 16]) << 16) >> 16;
   }
 }
-// A column's `count` tail trits from trit `start` of words[0] on, continuing in words[1]: the
-// skip takes two trits per step, and each word's run has no word-boundary test per trit.
+// A column's `count` tail trits from trit `start` of words[0] on, continuing in the next words:
+// the skip takes two trits per step, and each word's run has no word-boundary test per trit.
 __attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint32_t start, uint32_t count,
                                                      const int32_t* p, int32_t* acc) {
   uint32_t x = words[0];
@@ -336,22 +356,43 @@ __attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint
     if (n > count) n = count;
     add_trit_run(x, n, p, acc);
     if (count == n) return;
-    acc += n, count -= n, n = count, x = words[1];
+    acc += n, count -= n, n = 10, x = *++words;
   }
 }
 
-// Pairs: c2 == nullptr means a single input.
-inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, int32_t a2, TritCursor p1,
-                           TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
+// Up to four nonzero inputs: column, value, tail position; `bound` = sum |a| of every input of
+// the layer so far, `packed` whether the full words' outputs are still packed lane pairs.
+struct TritGroup {
+  const uint16_t* cols[4];
+  int32_t a[4];
+  TritCursor pos[4];
+  uint32_t bound;
+  bool packed;
+};
+// Runs the group's n inputs (n < 4: padded with a = 0, no tail pass for the pads). Out of line:
+// the Ternary firmware calls it from two places.
+__attribute__((noinline)) inline void column_ternary(TritGroup& g, uint32_t n, ColumnShape shape,
+                                                     const uint16_t* tails, int32_t* acc) {
   const uint32_t full = static_cast<uint32_t>(shape.full);
-  int32_t t1[9], t2[9];  // trit pair tables; a single input runs as a pair with a zero partner
-  fill_trit_pair_table(a1, t1);
-  fill_trit_pair_table(a2, t2);
-  if (full) add_trit_words2(c1, c2 ? c2 : c1, full, t1, t2, acc);
+  for (uint32_t k = n; k < 4; ++k) g.cols[k] = g.cols[0], g.a[k] = 0;
+  if (g.packed && g.bound > 0x7FFFu) {  // a lane could leave int16: split them now
+    unpack_lane_pairs(acc, static_cast<uint32_t>(mul_const<5>(static_cast<int32_t>(full))));
+    g.packed = false;
+  }
+  int32_t t[4 * 9];  // trit pair tables
+  for (uint32_t k = 0; k < 4; ++k) fill_trit_pair_table(g.a[k], t + mul_const<9>(static_cast<int32_t>(k)));
+  if (g.packed) {
+    add_trit_words4(g.cols, full, t, acc);
+  } else {  // rare (sum |a| > 32767): each column as one trit run into int32 accumulators
+    for (uint32_t k = 0; k < n; ++k)
+      add_tail_trits(g.cols[k], 0, static_cast<uint32_t>(mul_const<10>(static_cast<int32_t>(full))),
+                     t + mul_const<9>(static_cast<int32_t>(k)), acc);
+  }
   if (shape.tail) {
     int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
-    add_tail_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
-    if (c2) add_tail_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
+    for (uint32_t k = 0; k < n; ++k)
+      add_tail_trits(tails + g.pos[k].word, g.pos[k].trit, static_cast<uint32_t>(shape.tail),
+                     t + mul_const<9>(static_cast<int32_t>(k)), tail_acc);
   }
 }
 
@@ -426,20 +467,20 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
       if (a) detail::column_int8(cols, shape, tails, pos, a, acc);
     }
   } else if constexpr (S::family == DenseFamily::Trits) {
-    const uint16_t* pending = nullptr;
-    int32_t pending_a = 0;
-    detail::TritCursor pos, pending_pos;
+    // The full words' outputs start packed (add_trit_words4) and are split at the end.
+    detail::TritGroup g;
+    g.bound = 0, g.packed = true;
+    detail::TritCursor pos;
+    uint32_t k = 0;
     for (uint32_t i = 0; i < n_in; ++i, cols += full, pos.advance(tail)) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
       if (a == 0) continue;
-      if (!pending) {
-        pending = cols, pending_a = a, pending_pos = pos;
-      } else {
-        detail::column_ternary(pending, cols, pending_a, a, pending_pos, pos, shape, tails, acc);
-        pending = nullptr;
-      }
+      g.cols[k] = cols, g.a[k] = a, g.pos[k] = pos;
+      g.bound += static_cast<uint32_t>(a < 0 ? -a : a);
+      if (++k == 4) detail::column_ternary(g, 4, shape, tails, acc), k = 0;
     }
-    if (pending) detail::column_ternary(pending, nullptr, pending_a, 0, pending_pos, pending_pos, shape, tails, acc);
+    if (k) detail::column_ternary(g, k, shape, tails, acc);
+    if (g.packed) detail::unpack_lane_pairs(acc, static_cast<uint32_t>(mul_const<5>(static_cast<int32_t>(full))));
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
     detail::GroupScan scan{x, x + n_in, x, x_offset, cols, full, {}, {}, {}};
