@@ -208,9 +208,22 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
 
 // Binary and 2bitsym: a field of two codes (outputs 2j, 2j+1) indexes a pair table
 // p[f] = (t[hi code] << 16) + t[lo code], so one lookup adds an input's weights of two outputs in
-// two 16-bit lanes. A group's lane sums stay below 2^15 (4 inputs * 255 * 3), so the low lane
-// is the sign-extended low half and the high lane (s - lo) >> 16, both exact; each output's int32
-// accumulator gets its lane. 29 instructions per 8 weights instead of 44 on RV32EC.
+// two 16-bit lanes. The sum of a group's four lookups is added as it is to acc[j] (mod 2^32),
+// two outputs per word, and split into int32 accumulators at the end of the layer
+// (unpack_lane_pairs): 22 instructions per 8 weights on RV32EC. Exact while each lane's total
+// stays within int16: the caller tracks max_abs * sum |a| (a lane never exceeds it) and past
+// 32767 splits every group at once (add_group_tail, below 2^15: 4 inputs * 255 * 3).
+// Packed lane pairs acc[j] (high lane: output 2j, low lane: 2j+1) -> int32 acc[2j], acc[2j+1],
+// in place from the top down.
+inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n_pairs) {
+  for (uint32_t j = n_pairs; j-- > 0;) {
+    const uint32_t s = static_cast<uint32_t>(acc[j]);
+    const int32_t lo = static_cast<int32_t>(s << 16) >> 16;
+    acc[2 * j + 1] = lo;
+    acc[2 * j] = static_cast<int32_t>(s - static_cast<uint32_t>(lo)) >> 16;
+  }
+}
+
 template <class S>
 inline void fill_pair_table(int32_t a, int32_t* p) {
   constexpr uint32_t n = 1u << S::code_bits;
@@ -233,11 +246,11 @@ inline void fill_pair_table(int32_t a, int32_t* p) {
 template <unsigned FieldBits, unsigned Count, unsigned J = 0>
 inline void add_group_pair_fields(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* p, int32_t* acc) {
   constexpr uint32_t tb = 4u << FieldBits;  // bytes per pair table
-  const int32_t s = lookup<0>(p, code_offset<FieldBits, J>(w0)) + lookup<tb>(p, code_offset<FieldBits, J>(w1)) +
-                    lookup<2 * tb>(p, code_offset<FieldBits, J>(w2)) + lookup<3 * tb>(p, code_offset<FieldBits, J>(w3));
-  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
-  acc[2 * J] += (s - lo) >> 16;
-  acc[2 * J + 1] += lo;
+  const uint32_t s = static_cast<uint32_t>(lookup<0>(p, code_offset<FieldBits, J>(w0))) +
+                     static_cast<uint32_t>(lookup<tb>(p, code_offset<FieldBits, J>(w1))) +
+                     static_cast<uint32_t>(lookup<2 * tb>(p, code_offset<FieldBits, J>(w2))) +
+                     static_cast<uint32_t>(lookup<3 * tb>(p, code_offset<FieldBits, J>(w3)));
+  acc[J] = static_cast<int32_t>(static_cast<uint32_t>(acc[J]) + s);
   if constexpr (J + 1 < Count) add_group_pair_fields<FieldBits, Count, J + 1>(w0, w1, w2, w3, p, acc);
 }
 
@@ -250,7 +263,7 @@ __attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint
   const uint32_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
   for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w0 = c0[k], w1 = c1[k], w2 = c2[k], w3 = c3[k];
-    for (unsigned pass = 0; pass < passes; ++pass, acc += 2 * per_pass) {
+    for (unsigned pass = 0; pass < passes; ++pass, acc += per_pass) {
       add_group_pair_fields<field_bits, per_pass>(w0, w1, w2, w3, p, acc);
       if constexpr (passes > 1) {
         w0 <<= per_pass * field_bits, w1 <<= per_pass * field_bits, w2 <<= per_pass * field_bits,
@@ -262,11 +275,19 @@ __attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint
 
 template <class S>
 inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
-                               const uint32_t* tails, int32_t* acc) {
+                               const uint32_t* tails, int32_t* acc, bool packed) {
   constexpr uint32_t n = 1u << (2 * S::code_bits);
   int32_t p[kGroup * n];
   for (uint32_t k = 0; k < kGroup; ++k) fill_pair_table<S>(a[k], p + k * n);
-  add_group_pairs<S::code_bits>(cols, static_cast<uint32_t>(shape.full), p, acc);
+  const uint32_t full = static_cast<uint32_t>(shape.full);
+  if (packed) {
+    add_group_pairs<S::code_bits>(cols, full, p, acc);
+  } else {  // rare: each word split at once, through the tail kernel
+    for (uint32_t w = 0; w < full; ++w) {
+      const uint32_t win[kGroup] = {cols[0][w], cols[1][w], cols[2][w], cols[3][w]};
+      add_group_tail<S::code_bits, true>(win, S::codes_per_word, p, acc + (w << S::log2_codes_per_word));
+    }
+  }
   if (shape.tail) group_tail<S::code_bits, true>(index, shape, tails, p, acc);
 }
 
@@ -298,16 +319,6 @@ inline __attribute__((noinline)) void add_trit_words4(const uint16_t* const* col
       *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) + s);
       x0 &= 0xFFFFu, x1 &= 0xFFFFu, x2 &= 0xFFFFu, x3 &= 0xFFFFu;
     }
-  }
-}
-// Packed lane pairs acc[j] (high lane: output 2j, low lane: 2j+1) -> int32 acc[2j], acc[2j+1],
-// in place from the top down.
-inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n_pairs) {
-  for (uint32_t j = n_pairs; j-- > 0;) {
-    const uint32_t s = static_cast<uint32_t>(acc[j]);
-    const int32_t lo = static_cast<int32_t>(s << 16) >> 16;
-    acc[2 * j + 1] = lo;
-    acc[2 * j] = static_cast<int32_t>(s - static_cast<uint32_t>(lo)) >> 16;
   }
 }
 // p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
@@ -484,18 +495,28 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
     detail::GroupScan scan{x, x + n_in, x, x_offset, cols, full, {}, {}, {}};
+    // PairBits: lane pairs packed while max_abs * sum |a| <= 32767 (see add_group_pairs)
+    const uint32_t packed_pairs = (full << S::log2_codes_per_word) >> 1;
+    uint32_t bound = 0;
+    bool packed = true;
     for (;;) {
       const uint32_t k = detail::scan_group(scan);
       if (k == 0) break;
       for (uint32_t j = k; j < detail::kGroup; ++j)
         scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
       // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
-      if constexpr (S::family == DenseFamily::PairBits)
-        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
-      else
+      if constexpr (S::family == DenseFamily::PairBits) {
+        for (uint32_t j = 0; j < detail::kGroup; ++j)
+          bound += static_cast<uint32_t>(scan.a_k[j] < 0 ? -scan.a_k[j] : scan.a_k[j]);
+        if (packed && bound > 0x7FFFu / S::max_abs) detail::unpack_lane_pairs(acc, packed_pairs), packed = false;
+        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc, packed);
+      } else {
         detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      }
       if (k < detail::kGroup) break;
     }
+    if constexpr (S::family == DenseFamily::PairBits)
+      if (packed) detail::unpack_lane_pairs(acc, packed_pairs);
   }
 }
 
