@@ -57,8 +57,9 @@ enum class DenseFamily : uint8_t { PairBits, Nibble, Trits, Bytes };
 // How the kernels build the multiples t[c] = decode(c) * a of an input a:
 //   OddMultiples : [sign | mag] codes, +-(2 mag + 1) a by repeated addition (symmetric schemes)
 //   PowersOfTwo  : [sign | e] codes, +-(a << e): shift-only weights (FP130; conv taps too)
+//   Integers     : two's complement codes, c * a by repeated addition, (c - 2^bits) * a below
 //   Constants    : any other levels, one constant shift-and-add chain per code
-enum class Multiples : uint8_t { OddMultiples, PowersOfTwo, Constants };
+enum class Multiples : uint8_t { OddMultiples, PowersOfTwo, Integers, Constants };
 
 // ---- packing families ------------------------------------------------------------------------
 
@@ -229,7 +230,7 @@ struct TwosComplementCodes : BitPacking<Bits> {
 struct Int4 : TwosComplementCodes<4> {
   static constexpr SchemeId id = SchemeId::Int4;
   static constexpr DenseFamily family = DenseFamily::Nibble;
-  static constexpr Multiples multiples = Multiples::Constants;
+  static constexpr Multiples multiples = Multiples::Integers;
   static constexpr const char* name = "4bit";
   static constexpr const char* type_name = "Int4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -240,7 +241,7 @@ struct Int4 : TwosComplementCodes<4> {
 struct Int8 : TwosComplementCodes<8> {
   static constexpr SchemeId id = SchemeId::Int8;
   static constexpr DenseFamily family = DenseFamily::Bytes;
-  static constexpr Multiples multiples = Multiples::Constants;
+  static constexpr Multiples multiples = Multiples::Integers;
   static constexpr const char* name = "8bit";
   static constexpr const char* type_name = "Int8";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;

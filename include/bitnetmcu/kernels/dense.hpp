@@ -46,6 +46,14 @@ inline void fill_table(int32_t a, int32_t* t) {
       t[e] = v;
       t[8 + e] = -v;
     }
+  } else if constexpr (S::multiples == Multiples::Integers) {
+    constexpr uint32_t half = 1u << (S::code_bits - 1);
+    int32_t v = 0, w = -shl(a, S::code_bits - 1);  // c -> c * a, c + half -> (c - half) * a
+#pragma GCC unroll 8
+    for (uint32_t c = 0; c < half; ++c, v += a, w += a) {
+      t[c] = v;
+      t[half + c] = w;
+    }
   } else {
     fill_table_generic<S>(a, t);
   }
