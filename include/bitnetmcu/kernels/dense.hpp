@@ -156,9 +156,12 @@ inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t*
   constexpr unsigned log2_bits = BitPacking<Bits>::log2_code_bits;
   const uint32_t tail = static_cast<uint32_t>(shape.tail), tail_bits = tail << log2_bits;
   uint32_t win[kGroup];
-  for (uint32_t k = 0; k < kGroup; ++k)
-    win[k] = stream_window(tails, static_cast<uint32_t>(mul_shift_add(static_cast<int32_t>(index[k]), static_cast<int32_t>(tail_bits))),
-                           tail_bits);
+  for (uint32_t k = 0; k < kGroup; ++k) {
+    uint32_t bit = 0, v = index[k] << log2_bits;  // index * tail_bits, over the few bits of tail
+    for (uint32_t m = tail; m; m >>= 1, v <<= 1)
+      if (m & 1u) bit += v;
+    win[k] = stream_window(tails, bit, tail_bits);
+  }
   add_group_tail<Bits, Pairs>(win, tail, t, acc + (shape.full << log2_cpw));
 }
 
