@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -92,6 +93,26 @@ TEST_CASE("Ternary: packed lane pairs equal dense_ref on both sides of the int16
     dense<S>(cols.data(), n_in, n_out, x.data(), offset, got.data());
     INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial);
     REQUIRE(got == want);
+  }
+}
+
+// The int16 tables (two entries per word) hold decode(c) * a for every input value a layer can
+// see (int8 minus an int8 offset), exactly like the int32 tables.
+TEMPLATE_TEST_CASE("fill_table16 equals fill_table for every a in [-255, 255]", "", Sym4, FP130) {
+  using S = TestType;
+  STATIC_REQUIRE(detail::int16_tables<S>);
+  for (int32_t a = -255; a <= 255; ++a) {
+    int32_t want[16];
+    uint32_t words[8];
+    detail::fill_table<S>(a, want);
+    detail::fill_table16<S>(a, words);
+    int16_t got[16];
+    std::memcpy(got, words, sizeof got);
+    for (uint32_t c = 0; c < 16; ++c) {
+      INFO("a " << a << " code " << c);
+      REQUIRE(got[c] == want[c]);
+      REQUIRE(want[c] == S::decode(static_cast<uint8_t>(c)) * a);
+    }
   }
 }
 

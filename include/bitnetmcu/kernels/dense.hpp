@@ -59,16 +59,55 @@ inline void fill_table(int32_t a, int32_t* t) {
   }
 }
 
+// int16 tables: for 4-bit schemes whose multiples of an int8 input minus an int8 offset fit
+// int16 (|decode| * 255 < 2^15: 4bitsym, FP130), symmetric in sign (t[8 + c] = -t[c]).
+template <class S>
+constexpr bool int16_tables = S::family == DenseFamily::Nibble && S::max_abs * 255 < 32768 &&
+                              (S::multiples == Multiples::OddMultiples || S::multiples == Multiples::PowersOfTwo) &&
+                              __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
+// t[c] = decode(c) * a as int16, two entries per word (code 2j in the low half): 8 stores per
+// table instead of 16. A word is hi * 65536 + lo exactly (E below, built for both lanes at once
+// by adding or shifting E), plus 65536 when lo < 0 (the borrow the low half took from the high
+// half); the negative codes' words are -E plus their own correction.
+template <class S>
+__attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) {
+  static_assert(int16_tables<S>, "int16 tables: 4bitsym and FP130");
+  const uint32_t ua = static_cast<uint32_t>(a);
+  const uint32_t b = (ua >> 31) << 16;          // positive codes: lo < 0 when a < 0
+  const uint32_t bn = ((0u - ua) >> 31) << 16;  // negative codes: lo < 0 when a > 0
+  if constexpr (S::multiples == Multiples::OddMultiples) {
+    // codes 2j, 2j+1 -> (4j+1) a, (4j+3) a; codes 8+2j, 9+2j -> their negations
+    const uint32_t both = (ua << 16) + ua;  // a in both lanes
+    const uint32_t step = both << 2, c = b + bn;
+    uint32_t e = both + (ua << 17) + b;  // (lo a, hi 3a) + correction
+#pragma GCC unroll 4
+    for (uint32_t j = 0; j < 4; ++j, e += step) {
+      w[j] = e;
+      w[4 + j] = c - e;
+    }
+  } else {
+    // codes 2j, 2j+1 -> a << 2j, a << (2j+1); codes 8+2j, 9+2j -> their negations
+    uint32_t e = (ua << 17) + ua;  // (lo a, hi 2a)
+#pragma GCC unroll 4
+    for (uint32_t j = 0; j < 4; ++j, e <<= 2) {
+      w[j] = e + b;
+      w[4 + j] = bn - e;
+    }
+  }
+}
+
 // ---- 1/2/4-bit codes: groups of four inputs ---------------------------------------------------
 
 constexpr uint32_t kGroup = 4;
 
-// Byte offset (code * 4) of code J of a word, most significant code first: one shift and one
-// mask, so that with the table base in a register a lookup is srl, and, add, lw.
-template <unsigned Bits, unsigned J>
+// Byte offset (code * entry size, 4 or 2 bytes: LogEntry 2 or 1) of code J of a word, most
+// significant code first: one shift and one mask, so that with the table base in a register a
+// lookup is srl, and, add, lw (lh).
+template <unsigned Bits, unsigned J, unsigned LogEntry = 2>
 constexpr uint32_t code_offset(uint32_t w) {
-  constexpr int shift = 30 - static_cast<int>(Bits * (J + 1));
-  constexpr uint32_t mask = ((1u << Bits) - 1u) << 2;
+  constexpr int shift = 32 - static_cast<int>(LogEntry) - static_cast<int>(Bits * (J + 1));
+  constexpr uint32_t mask = ((1u << Bits) - 1u) << LogEntry;
   if constexpr (shift >= 0)
     return (w >> shift) & mask;
   else
@@ -78,22 +117,31 @@ template <uint32_t TableBytes>
 inline int32_t lookup(const int32_t* t, uint32_t offset) {
   return *reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
 }
+// int16 entries, stored two per word by fill_table16 (read through a may_alias type).
+typedef int16_t __attribute__((may_alias)) int16_alias_t;
+template <uint32_t TableBytes>
+inline int32_t lookup(const int16_t* t, uint32_t offset) {
+  return *reinterpret_cast<const int16_alias_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
+}
+template <class T>
+constexpr unsigned log2_entry = sizeof(T) == 4 ? 2 : 1;
 
-// Codes [0, Count) of one word of each of the four columns, unrolled.
-template <unsigned Bits, unsigned Count, unsigned J = 0>
-inline void add_group_codes(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* t, int32_t* acc) {
-  constexpr uint32_t tb = 4u << Bits;  // bytes per table
-  acc[J] += lookup<0>(t, code_offset<Bits, J>(w0)) + lookup<tb>(t, code_offset<Bits, J>(w1)) +
-            lookup<2 * tb>(t, code_offset<Bits, J>(w2)) + lookup<3 * tb>(t, code_offset<Bits, J>(w3));
-  if constexpr (J + 1 < Count) add_group_codes<Bits, Count, J + 1>(w0, w1, w2, w3, t, acc);
+// Codes [0, Count) of one word of each of the four columns, unrolled. T: table entry type.
+template <unsigned Bits, unsigned Count, class T, unsigned J = 0>
+inline void add_group_codes(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const T* t, int32_t* acc) {
+  constexpr unsigned e = log2_entry<T>;
+  constexpr uint32_t tb = sizeof(T) << Bits;  // bytes per table
+  acc[J] += lookup<0>(t, code_offset<Bits, J, e>(w0)) + lookup<tb>(t, code_offset<Bits, J, e>(w1)) +
+            lookup<2 * tb>(t, code_offset<Bits, J, e>(w2)) + lookup<3 * tb>(t, code_offset<Bits, J, e>(w3));
+  if constexpr (J + 1 < Count) add_group_codes<Bits, Count, T, J + 1>(w0, w1, w2, w3, t, acc);
 }
 
 // Out of line so that on RV32E (12 usable registers) the loop's values stay in registers and
 // the tables are addressed from one base register. The unrolled body covers at most 8 codes
 // (a 4-bit word; 1- and 2-bit words take 4 and 2 passes, shifting the words): a 32-code body
 // would cost ~2 KB of the CH32V003's 16 KB flash for 0.2 instructions per weight.
-template <unsigned Bits>
-__attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const int32_t* t,
+template <unsigned Bits, class T>
+__attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const T* t,
                                                int32_t* acc) {
   constexpr unsigned per_pass = 32 / Bits < 8 ? 32 / Bits : 8;
   constexpr unsigned passes = 32 / Bits / per_pass;
@@ -101,7 +149,7 @@ __attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint
   for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w0 = c0[k], w1 = c1[k], w2 = c2[k], w3 = c3[k];
     for (unsigned pass = 0; pass < passes; ++pass, acc += per_pass) {
-      add_group_codes<Bits, per_pass>(w0, w1, w2, w3, t, acc);
+      add_group_codes<Bits, per_pass, T>(w0, w1, w2, w3, t, acc);
       if constexpr (passes > 1) {
         w0 <<= per_pass * Bits, w1 <<= per_pass * Bits, w2 <<= per_pass * Bits, w3 <<= per_pass * Bits;
       }
@@ -124,8 +172,8 @@ inline uint32_t stream_window(const uint32_t* words, uint32_t bit, uint32_t bits
 // pair tables (below); a pair field adds two outputs, a last odd code uses entry c = (0, c),
 // whose low lane is t[c] (the four high lanes add up to no more than 2^15 * 4: the sum's low
 // half is exact).
-template <unsigned Bits, bool Pairs>
-__attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t count, const int32_t* t, int32_t* acc) {
+template <unsigned Bits, bool Pairs, class T = int32_t>
+__attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t count, const T* t, int32_t* acc) {
   uint32_t w0 = win[0], w1 = win[1], w2 = win[2], w3 = win[3];
   if constexpr (Pairs) {
     constexpr uint32_t tb = 4u << (2 * Bits);
@@ -142,15 +190,16 @@ __attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t coun
       acc[0] += static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
     }
   } else {
-    constexpr uint32_t tb = 4u << Bits;
+    constexpr unsigned e = log2_entry<T>;
+    constexpr uint32_t tb = sizeof(T) << Bits;
     for (; count; --count, ++acc, w0 <<= Bits, w1 <<= Bits, w2 <<= Bits, w3 <<= Bits)
-      acc[0] += lookup<0>(t, code_offset<Bits, 0>(w0)) + lookup<tb>(t, code_offset<Bits, 0>(w1)) +
-                lookup<2 * tb>(t, code_offset<Bits, 0>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0>(w3));
+      acc[0] += lookup<0>(t, code_offset<Bits, 0, e>(w0)) + lookup<tb>(t, code_offset<Bits, 0, e>(w1)) +
+                lookup<2 * tb>(t, code_offset<Bits, 0, e>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0, e>(w3));
   }
 }
 
-template <unsigned Bits, bool Pairs>
-inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const int32_t* t,
+template <unsigned Bits, bool Pairs, class T = int32_t>
+inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const T* t,
                        int32_t* acc) {
   constexpr unsigned log2_cpw = BitPacking<Bits>::log2_codes_per_word;
   constexpr unsigned log2_bits = BitPacking<Bits>::log2_code_bits;
@@ -162,7 +211,7 @@ inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t*
       if (m & 1u) bit += v;
     win[k] = stream_window(tails, bit, tail_bits);
   }
-  add_group_tail<Bits, Pairs>(win, tail, t, acc + (shape.full << log2_cpw));
+  add_group_tail<Bits, Pairs, T>(win, tail, t, acc + (shape.full << log2_cpw));
 }
 
 // Finds the next kGroup nonzero inputs. A leaf function of its own: RV32E keeps only two
@@ -209,10 +258,18 @@ template <class S>
 inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
                          const uint32_t* tails, int32_t* acc) {
   constexpr uint32_t n = 1u << S::code_bits;
-  int32_t t[kGroup * n];
-  for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
-  add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
-  if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  if constexpr (int16_tables<S>) {
+    uint32_t w[kGroup * n / 2];  // two int16 entries per word
+    for (uint32_t k = 0; k < kGroup; ++k) fill_table16<S>(a[k], w + k * (n / 2));
+    const int16_t* t = reinterpret_cast<const int16_alias_t*>(w);
+    add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  } else {
+    int32_t t[kGroup * n];
+    for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
+    add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  }
 }
 
 // ---- 1- and 2-bit codes: two outputs per lookup --------------------------------------------
