@@ -535,7 +535,7 @@ inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* 
 template <class S>
 void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const int8_t* x, int32_t x_offset,
            int32_t* acc) {
-  for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
+  for (int32_t *o = acc, *const end = acc + n_out; o != end; ++o) *o = 0;  // pointers: 3 instructions per output
   const ColumnShape shape = column_shape<S>(n_out);
   const uint32_t full = static_cast<uint32_t>(shape.full), tail = static_cast<uint32_t>(shape.tail);
   const typename S::word_t* tails = cols + mul_shift_add(static_cast<int32_t>(n_in), static_cast<int32_t>(full));
