@@ -39,6 +39,28 @@ constexpr int32_t sign_extend(uint32_t code, unsigned bits) {
 }
 }  // namespace detail
 
+// log2 of a power of two (0 for 1), for packing shifts.
+constexpr unsigned log2_exact(uint32_t v) {
+  unsigned n = 0;
+  while (v > 1u) v >>= 1, ++n;
+  return n;
+}
+
+// Which fast dense kernel reads a scheme's weights (kernels/dense.hpp dispatches on this, never
+// on the scheme id):
+//   PairBits : 1- and 2-bit codes, two outputs per lookup from pair tables
+//   Nibble   : 4-bit codes, one table of 16 multiples per input, groups of four inputs
+//   Trits    : base-3 words (Ternary), trit-pair tables, pairs of inputs
+//   Bytes    : one signed byte per weight (8bit): multiply, or nibble tables without one
+enum class DenseFamily : uint8_t { PairBits, Nibble, Trits, Bytes };
+
+// How the kernels build the multiples t[c] = decode(c) * a of an input a:
+//   OddMultiples : [sign | mag] codes, +-(2 mag + 1) a by repeated addition (symmetric schemes)
+//   PowersOfTwo  : [sign | e] codes, +-(a << e): shift-only weights (FP130; conv taps too)
+//   Integers     : two's complement codes, c * a by repeated addition, (c - 2^bits) * a below
+//   Constants    : any other levels, one constant shift-and-add chain per code
+enum class Multiples : uint8_t { OddMultiples, PowersOfTwo, Integers, Constants };
+
 // ---- packing families ------------------------------------------------------------------------
 
 // `Bits` bits per code in 32-bit words, first code in the most significant bits (SPEC §5).
@@ -48,6 +70,8 @@ struct BitPacking {
   using word_t = uint32_t;
   static constexpr unsigned code_bits = Bits;
   static constexpr unsigned codes_per_word = 32 / Bits;
+  static constexpr unsigned log2_code_bits = log2_exact(Bits);
+  static constexpr unsigned log2_codes_per_word = log2_exact(32 / Bits);
   static constexpr size_t words_for(size_t n) { return (n + codes_per_word - 1) / codes_per_word; }
   static constexpr size_t pack(const uint8_t* codes, size_t n, uint8_t pad, word_t* out) {
     const size_t nw = words_for(n);
@@ -113,6 +137,8 @@ struct TritPacking {
 
 struct Binary : BitPacking<1> {
   static constexpr SchemeId id = SchemeId::Binary;
+  static constexpr DenseFamily family = DenseFamily::PairBits;
+  static constexpr Multiples multiples = Multiples::Constants;
   static constexpr const char* name = "Binary";
   static constexpr const char* type_name = "Binary";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::MeanCentered;
@@ -128,6 +154,8 @@ struct Binary : BitPacking<1> {
 
 struct Ternary : TritPacking {
   static constexpr SchemeId id = SchemeId::Ternary;
+  static constexpr DenseFamily family = DenseFamily::Trits;
+  static constexpr Multiples multiples = Multiples::Constants;
   static constexpr const char* name = "Ternary";
   static constexpr const char* type_name = "Ternary";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::InvMeanAbs;
@@ -165,6 +193,8 @@ struct SymmetricCodes : BitPacking<Bits> {
 
 struct Sym2 : SymmetricCodes<2> {
   static constexpr SchemeId id = SchemeId::Sym2;
+  static constexpr DenseFamily family = DenseFamily::PairBits;
+  static constexpr Multiples multiples = Multiples::OddMultiples;
   static constexpr const char* name = "2bitsym";
   static constexpr const char* type_name = "Sym2";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -174,6 +204,8 @@ struct Sym2 : SymmetricCodes<2> {
 
 struct Sym4 : SymmetricCodes<4> {
   static constexpr SchemeId id = SchemeId::Sym4;
+  static constexpr DenseFamily family = DenseFamily::Nibble;
+  static constexpr Multiples multiples = Multiples::OddMultiples;
   static constexpr const char* name = "4bitsym";
   static constexpr const char* type_name = "Sym4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -197,6 +229,8 @@ struct TwosComplementCodes : BitPacking<Bits> {
 
 struct Int4 : TwosComplementCodes<4> {
   static constexpr SchemeId id = SchemeId::Int4;
+  static constexpr DenseFamily family = DenseFamily::Nibble;
+  static constexpr Multiples multiples = Multiples::Integers;
   static constexpr const char* name = "4bit";
   static constexpr const char* type_name = "Int4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -206,6 +240,8 @@ struct Int4 : TwosComplementCodes<4> {
 
 struct Int8 : TwosComplementCodes<8> {
   static constexpr SchemeId id = SchemeId::Int8;
+  static constexpr DenseFamily family = DenseFamily::Bytes;
+  static constexpr Multiples multiples = Multiples::Integers;
   static constexpr const char* name = "8bit";
   static constexpr const char* type_name = "Int8";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -216,6 +252,8 @@ struct Int8 : TwosComplementCodes<8> {
 // FP1.3.0: [sign | exponent(3)], value ±2^e. Exactly-zero weights encode as +1 (no zero code).
 struct FP130 : BitPacking<4> {
   static constexpr SchemeId id = SchemeId::FP130;
+  static constexpr DenseFamily family = DenseFamily::Nibble;
+  static constexpr Multiples multiples = Multiples::PowersOfTwo;
   static constexpr const char* name = "FP130";
   static constexpr const char* type_name = "FP130";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -248,6 +286,8 @@ struct FP130 : BitPacking<4> {
 // for n < 66,000. Kernels multiply by these constants with shift-and-add only.
 struct NF4 : BitPacking<4> {
   static constexpr SchemeId id = SchemeId::NF4;
+  static constexpr DenseFamily family = DenseFamily::Nibble;
+  static constexpr Multiples multiples = Multiples::Constants;
   static constexpr const char* name = "NF4";
   static constexpr const char* type_name = "NF4";  // C++ name, for generated headers
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
@@ -295,7 +335,8 @@ template <class S>
 constexpr size_t row_words(size_t n) { return S::words_for(n); }
 
 // Calls f.template operator()<S>() -- i.e. f(S{}) -- for the scheme with the given id.
-// Returns false for an unknown id. This is the only switch over schemes in the engine.
+// Returns false for an unknown id. This is the only switch over scheme ids in the engine: the
+// kernels dispatch on the traits' `family` and `multiples` members.
 template <class F>
 constexpr bool visit_scheme(SchemeId id, F&& f) {
   switch (id) {

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -60,6 +61,58 @@ TEMPLATE_TEST_CASE("dense (column layout) equals dense_ref (row layout)", "", Bi
     dense<S>(cols.data(), n_in, n_out, x.data(), offset, got.data());
     INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial);
     REQUIRE(got == want);
+  }
+}
+
+// Ternary adds four inputs' lane pairs packed (two outputs per int32) while sum |a| <= 32767
+// and switches to int32 accumulators past it, mid-layer: inputs that reach the bound exactly,
+// cross it in the middle of a group, and extreme weights (every lane at its largest).
+TEST_CASE("Ternary: packed lane pairs equal dense_ref on both sides of the int16 bound") {
+  using S = Ternary;
+  std::mt19937 rng(99);
+  for (int trial = 0; trial < 400; ++trial) {
+    const uint32_t n_in = 120 + rng() % 200, n_out = 1 + rng() % 45;
+    std::vector<uint8_t> codes(size_t(n_in) * n_out);
+    const int mode = trial % 4;  // 0: all +1, 1: all -1, 2: random, 3: +1/-1 by output
+    for (size_t j = 0; j < codes.size(); ++j)
+      codes[j] = mode == 0 ? 0 : mode == 1 ? 1 : mode == 2 ? static_cast<uint8_t>(rng() % 3) : static_cast<uint8_t>((j / n_in) % 2);
+    std::vector<uint16_t> rows(size_t(n_out) * row_words<S>(n_in));
+    for (uint32_t o = 0; o < n_out; ++o)
+      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
+    std::vector<uint16_t> cols(dense_weight_words<S>(n_in, n_out));
+    std::vector<uint8_t> gather(n_out);
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+    // offset -128: a = x + 128; 128 inputs of 255 give 32640, one of 127 then reaches 32767.
+    std::vector<int8_t> x(n_in, 127);
+    if (trial % 3 == 0) x[128] = -1;                          // bound exactly 32767 after 129 inputs
+    if (trial % 3 == 1) for (uint32_t i = 0; i < n_in; i += 2) x[i] = -128;  // zeros between
+    if (trial % 5 == 0) for (auto& v : x) v = static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    const int32_t offset = trial % 7 == 0 ? 0 : -128;
+    std::vector<int32_t> want(n_out), got(n_out, 0x5A5A5A5A);
+    dense_ref<S>(rows.data(), n_in, n_out, x.data(), offset, want.data());
+    dense<S>(cols.data(), n_in, n_out, x.data(), offset, got.data());
+    INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial);
+    REQUIRE(got == want);
+  }
+}
+
+// The int16 tables (two entries per word) hold decode(c) * a for every input value a layer can
+// see (int8 minus an int8 offset), exactly like the int32 tables.
+TEMPLATE_TEST_CASE("fill_table16 equals fill_table for every a in [-255, 255]", "", Sym4, FP130) {
+  using S = TestType;
+  STATIC_REQUIRE(detail::int16_tables<S>);
+  for (int32_t a = -255; a <= 255; ++a) {
+    int32_t want[16];
+    uint32_t words[8];
+    detail::fill_table<S>(a, want);
+    detail::fill_table16<S>(a, words);
+    int16_t got[16];
+    std::memcpy(got, words, sizeof got);
+    for (uint32_t c = 0; c < 16; ++c) {
+      INFO("a " << a << " code " << c);
+      REQUIRE(got[c] == want[c]);
+      REQUIRE(want[c] == S::decode(static_cast<uint8_t>(c)) * a);
+    }
   }
 }
 

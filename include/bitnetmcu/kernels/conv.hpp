@@ -28,7 +28,7 @@ template <class S, class T>
 inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const uint8_t* k, uint32_t shift,
                                int32_t* out) {
   const uint32_t oh = h - 2, ow = w - 2;
-  if constexpr (S::id == SchemeId::FP130) {
+  if constexpr (S::multiples == Multiples::PowersOfTwo) {
     // Shift-only weights: tap-major over one output row at a time. Each tap's shift and sign
     // stay in registers for a whole row, so a tap costs a load, a shift, an add and a store.
     // The row is written over input row y, which no later output row reads.
@@ -187,7 +187,7 @@ template <class S>
 inline void cnn_channel_block(const int8_t* image, uint32_t n, uint32_t channels, const uint8_t* w1,
                               const uint8_t* w2, const uint8_t* w3, uint32_t shift, int32_t* plane,
                               int32_t* out) {
-  if constexpr (S::id == SchemeId::FP130) {
+  if constexpr (S::multiples == Multiples::PowersOfTwo) {
     const uint32_t s1 = n - 2, s2 = s1 - 2, s3 = s2 / 2, s4 = s3 - 2;
     // the end of conv1's s1 x s1 output, without a multiply (RV32EC has none)
     const int32_t* const end = plane + mul_shift_add(static_cast<int32_t>(s1), static_cast<int32_t>(s1));

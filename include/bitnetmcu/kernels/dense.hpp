@@ -5,7 +5,7 @@
 // with shifts and adds, then add t[code] to the accumulator of every output whose code appears
 // in that input's column. A weight costs a shift, a mask, a load and an add; zero inputs (half
 // of all after ReLU, and the image background when x_offset is the background value) cost
-// nothing. Nonzero inputs are processed four at a time (Ternary: two), so each accumulator is
+// nothing. Nonzero inputs are processed four at a time, so each accumulator is
 // loaded and stored once per four weights. No multiply for any scheme but 8bit, and none for
 // 8bit either on targets without a multiplier.
 #pragma once
@@ -29,7 +29,7 @@ inline void fill_table_generic(int32_t a, int32_t* t) {
 
 template <class S>
 inline void fill_table(int32_t a, int32_t* t) {
-  if constexpr (S::id == SchemeId::Sym2 || S::id == SchemeId::Sym4) {
+  if constexpr (S::multiples == Multiples::OddMultiples) {
     // [sign | mag] -> +-(2 mag + 1) a: odd multiples by repeated addition, then negations.
     constexpr uint32_t half = 1u << (S::code_bits - 1);
     const int32_t two_a = a + a;
@@ -39,15 +39,61 @@ inline void fill_table(int32_t a, int32_t* t) {
       t[m] = v;
       t[half + m] = -v;
     }
-  } else if constexpr (S::id == SchemeId::FP130) {
+  } else if constexpr (S::multiples == Multiples::PowersOfTwo) {
     int32_t v = a;  // [sign | e] -> +-(a << e)
 #pragma GCC unroll 8
     for (uint32_t e = 0; e < 8; ++e, v += v) {
       t[e] = v;
       t[8 + e] = -v;
     }
+  } else if constexpr (S::multiples == Multiples::Integers) {
+    constexpr uint32_t half = 1u << (S::code_bits - 1);
+    int32_t v = 0, w = -shl(a, S::code_bits - 1);  // c -> c * a, c + half -> (c - half) * a
+#pragma GCC unroll 8
+    for (uint32_t c = 0; c < half; ++c, v += a, w += a) {
+      t[c] = v;
+      t[half + c] = w;
+    }
   } else {
     fill_table_generic<S>(a, t);
+  }
+}
+
+// int16 tables: for 4-bit schemes whose multiples of an int8 input minus an int8 offset fit
+// int16 (|decode| * 255 < 2^15: 4bitsym, FP130), symmetric in sign (t[8 + c] = -t[c]).
+template <class S>
+constexpr bool int16_tables = S::family == DenseFamily::Nibble && S::max_abs * 255 < 32768 &&
+                              (S::multiples == Multiples::OddMultiples || S::multiples == Multiples::PowersOfTwo) &&
+                              __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+
+// t[c] = decode(c) * a as int16, two entries per word (code 2j in the low half): 8 stores per
+// table instead of 16. A word is hi * 65536 + lo exactly (E below, built for both lanes at once
+// by adding or shifting E), plus 65536 when lo < 0 (the borrow the low half took from the high
+// half); the negative codes' words are -E plus their own correction.
+template <class S>
+__attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) {
+  static_assert(int16_tables<S>, "int16 tables: 4bitsym and FP130");
+  const uint32_t ua = static_cast<uint32_t>(a);
+  const uint32_t b = (ua >> 31) << 16;          // positive codes: lo < 0 when a < 0
+  const uint32_t bn = ((0u - ua) >> 31) << 16;  // negative codes: lo < 0 when a > 0
+  if constexpr (S::multiples == Multiples::OddMultiples) {
+    // codes 2j, 2j+1 -> (4j+1) a, (4j+3) a; codes 8+2j, 9+2j -> their negations
+    const uint32_t both = (ua << 16) + ua;  // a in both lanes
+    const uint32_t step = both << 2, c = b + bn;
+    uint32_t e = both + (ua << 17) + b;  // (lo a, hi 3a) + correction
+#pragma GCC unroll 4
+    for (uint32_t j = 0; j < 4; ++j, e += step) {
+      w[j] = e;
+      w[4 + j] = c - e;
+    }
+  } else {
+    // codes 2j, 2j+1 -> a << 2j, a << (2j+1); codes 8+2j, 9+2j -> their negations
+    uint32_t e = (ua << 17) + ua;  // (lo a, hi 2a)
+#pragma GCC unroll 4
+    for (uint32_t j = 0; j < 4; ++j, e <<= 2) {
+      w[j] = e + b;
+      w[4 + j] = bn - e;
+    }
   }
 }
 
@@ -55,12 +101,13 @@ inline void fill_table(int32_t a, int32_t* t) {
 
 constexpr uint32_t kGroup = 4;
 
-// Byte offset (code * 4) of code J of a word, most significant code first: one shift and one
-// mask, so that with the table base in a register a lookup is srl, and, add, lw.
-template <unsigned Bits, unsigned J>
+// Byte offset (code * entry size, 4 or 2 bytes: LogEntry 2 or 1) of code J of a word, most
+// significant code first: one shift and one mask, so that with the table base in a register a
+// lookup is srl, and, add, lw (lh).
+template <unsigned Bits, unsigned J, unsigned LogEntry = 2>
 constexpr uint32_t code_offset(uint32_t w) {
-  constexpr int shift = 30 - static_cast<int>(Bits * (J + 1));
-  constexpr uint32_t mask = ((1u << Bits) - 1u) << 2;
+  constexpr int shift = 32 - static_cast<int>(LogEntry) - static_cast<int>(Bits * (J + 1));
+  constexpr uint32_t mask = ((1u << Bits) - 1u) << LogEntry;
   if constexpr (shift >= 0)
     return (w >> shift) & mask;
   else
@@ -70,22 +117,31 @@ template <uint32_t TableBytes>
 inline int32_t lookup(const int32_t* t, uint32_t offset) {
   return *reinterpret_cast<const int32_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
 }
+// int16 entries, stored two per word by fill_table16 (read through a may_alias type).
+typedef int16_t __attribute__((may_alias)) int16_alias_t;
+template <uint32_t TableBytes>
+inline int32_t lookup(const int16_t* t, uint32_t offset) {
+  return *reinterpret_cast<const int16_alias_t*>(reinterpret_cast<const uint8_t*>(t) + TableBytes + offset);
+}
+template <class T>
+constexpr unsigned log2_entry = sizeof(T) == 4 ? 2 : 1;
 
-// Codes [0, Count) of one word of each of the four columns, unrolled.
-template <unsigned Bits, unsigned Count, unsigned J = 0>
-inline void add_group_codes(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* t, int32_t* acc) {
-  constexpr uint32_t tb = 4u << Bits;  // bytes per table
-  acc[J] += lookup<0>(t, code_offset<Bits, J>(w0)) + lookup<tb>(t, code_offset<Bits, J>(w1)) +
-            lookup<2 * tb>(t, code_offset<Bits, J>(w2)) + lookup<3 * tb>(t, code_offset<Bits, J>(w3));
-  if constexpr (J + 1 < Count) add_group_codes<Bits, Count, J + 1>(w0, w1, w2, w3, t, acc);
+// Codes [0, Count) of one word of each of the four columns, unrolled. T: table entry type.
+template <unsigned Bits, unsigned Count, class T, unsigned J = 0>
+inline void add_group_codes(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const T* t, int32_t* acc) {
+  constexpr unsigned e = log2_entry<T>;
+  constexpr uint32_t tb = sizeof(T) << Bits;  // bytes per table
+  acc[J] += lookup<0>(t, code_offset<Bits, J, e>(w0)) + lookup<tb>(t, code_offset<Bits, J, e>(w1)) +
+            lookup<2 * tb>(t, code_offset<Bits, J, e>(w2)) + lookup<3 * tb>(t, code_offset<Bits, J, e>(w3));
+  if constexpr (J + 1 < Count) add_group_codes<Bits, Count, T, J + 1>(w0, w1, w2, w3, t, acc);
 }
 
 // Out of line so that on RV32E (12 usable registers) the loop's values stay in registers and
 // the tables are addressed from one base register. The unrolled body covers at most 8 codes
 // (a 4-bit word; 1- and 2-bit words take 4 and 2 passes, shifting the words): a 32-code body
 // would cost ~2 KB of the CH32V003's 16 KB flash for 0.2 instructions per weight.
-template <unsigned Bits>
-__attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const int32_t* t,
+template <unsigned Bits, class T>
+__attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint32_t n_words, const T* t,
                                                int32_t* acc) {
   constexpr unsigned per_pass = 32 / Bits < 8 ? 32 / Bits : 8;
   constexpr unsigned passes = 32 / Bits / per_pass;
@@ -93,7 +149,7 @@ __attribute__((noinline)) void add_group_words(const uint32_t* const* cols, uint
   for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w0 = c0[k], w1 = c1[k], w2 = c2[k], w3 = c3[k];
     for (unsigned pass = 0; pass < passes; ++pass, acc += per_pass) {
-      add_group_codes<Bits, per_pass>(w0, w1, w2, w3, t, acc);
+      add_group_codes<Bits, per_pass, T>(w0, w1, w2, w3, t, acc);
       if constexpr (passes > 1) {
         w0 <<= per_pass * Bits, w1 <<= per_pass * Bits, w2 <<= per_pass * Bits, w3 <<= per_pass * Bits;
       }
@@ -116,8 +172,8 @@ inline uint32_t stream_window(const uint32_t* words, uint32_t bit, uint32_t bits
 // pair tables (below); a pair field adds two outputs, a last odd code uses entry c = (0, c),
 // whose low lane is t[c] (the four high lanes add up to no more than 2^15 * 4: the sum's low
 // half is exact).
-template <unsigned Bits, bool Pairs>
-__attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t count, const int32_t* t, int32_t* acc) {
+template <unsigned Bits, bool Pairs, class T = int32_t>
+__attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t count, const T* t, int32_t* acc) {
   uint32_t w0 = win[0], w1 = win[1], w2 = win[2], w3 = win[3];
   if constexpr (Pairs) {
     constexpr uint32_t tb = 4u << (2 * Bits);
@@ -134,24 +190,28 @@ __attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t coun
       acc[0] += static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
     }
   } else {
-    constexpr uint32_t tb = 4u << Bits;
+    constexpr unsigned e = log2_entry<T>;
+    constexpr uint32_t tb = sizeof(T) << Bits;
     for (; count; --count, ++acc, w0 <<= Bits, w1 <<= Bits, w2 <<= Bits, w3 <<= Bits)
-      acc[0] += lookup<0>(t, code_offset<Bits, 0>(w0)) + lookup<tb>(t, code_offset<Bits, 0>(w1)) +
-                lookup<2 * tb>(t, code_offset<Bits, 0>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0>(w3));
+      acc[0] += lookup<0>(t, code_offset<Bits, 0, e>(w0)) + lookup<tb>(t, code_offset<Bits, 0, e>(w1)) +
+                lookup<2 * tb>(t, code_offset<Bits, 0, e>(w2)) + lookup<3 * tb>(t, code_offset<Bits, 0, e>(w3));
   }
 }
 
-template <unsigned Bits, bool Pairs>
-inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const int32_t* t,
+template <unsigned Bits, bool Pairs, class T = int32_t>
+inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const T* t,
                        int32_t* acc) {
-  constexpr unsigned log2_cpw = Bits == 1 ? 5 : (Bits == 2 ? 4 : 3);
-  constexpr unsigned log2_bits = Bits == 1 ? 0 : (Bits == 2 ? 1 : 2);
+  constexpr unsigned log2_cpw = BitPacking<Bits>::log2_codes_per_word;
+  constexpr unsigned log2_bits = BitPacking<Bits>::log2_code_bits;
   const uint32_t tail = static_cast<uint32_t>(shape.tail), tail_bits = tail << log2_bits;
   uint32_t win[kGroup];
-  for (uint32_t k = 0; k < kGroup; ++k)
-    win[k] = stream_window(tails, static_cast<uint32_t>(mul_shift_add(static_cast<int32_t>(index[k]), static_cast<int32_t>(tail_bits))),
-                           tail_bits);
-  add_group_tail<Bits, Pairs>(win, tail, t, acc + (shape.full << log2_cpw));
+  for (uint32_t k = 0; k < kGroup; ++k) {
+    uint32_t bit = 0, v = index[k] << log2_bits;  // index * tail_bits, over the few bits of tail
+    for (uint32_t m = tail; m; m >>= 1, v <<= 1)
+      if (m & 1u) bit += v;
+    win[k] = stream_window(tails, bit, tail_bits);
+  }
+  add_group_tail<Bits, Pairs, T>(win, tail, t, acc + (shape.full << log2_cpw));
 }
 
 // Finds the next kGroup nonzero inputs. A leaf function of its own: RV32E keeps only two
@@ -198,28 +258,50 @@ template <class S>
 inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
                          const uint32_t* tails, int32_t* acc) {
   constexpr uint32_t n = 1u << S::code_bits;
-  int32_t t[kGroup * n];
-  for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
-  add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
-  if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  if constexpr (int16_tables<S>) {
+    uint32_t w[kGroup * n / 2];  // two int16 entries per word
+    for (uint32_t k = 0; k < kGroup; ++k) fill_table16<S>(a[k], w + k * (n / 2));
+    const int16_t* t = reinterpret_cast<const int16_alias_t*>(w);
+    add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  } else {
+    int32_t t[kGroup * n];
+    for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
+    add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+  }
 }
 
 // ---- 1- and 2-bit codes: two outputs per lookup --------------------------------------------
 
 // Binary and 2bitsym: a field of two codes (outputs 2j, 2j+1) indexes a pair table
 // p[f] = (t[hi code] << 16) + t[lo code], so one lookup adds an input's weights of two outputs in
-// two 16-bit lanes. A group's lane sums stay below 2^15 (4 inputs * 255 * 3), so the low lane
-// is the sign-extended low half and the high lane (s - lo) >> 16, both exact; each output's int32
-// accumulator gets its lane. 29 instructions per 8 weights instead of 44 on RV32EC.
+// two 16-bit lanes. The sum of a group's four lookups is added as it is to acc[j] (mod 2^32),
+// two outputs per word, and split into int32 accumulators at the end of the layer
+// (unpack_lane_pairs): 22 instructions per 8 weights on RV32EC. Exact while each lane's total
+// stays within int16: the caller tracks max_abs * sum |a| (a lane never exceeds it) and past
+// 32767 splits every group at once (add_group_tail, below 2^15: 4 inputs * 255 * 3).
+// Packed lane pairs acc[j] (high lane: output 2j, low lane: 2j+1) -> int32 acc[2j], acc[2j+1],
+// in place from the top down.
+inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n_pairs) {
+  for (uint32_t j = n_pairs; j-- > 0;) {
+    const uint32_t s = static_cast<uint32_t>(acc[j]);
+    const int32_t lo = static_cast<int32_t>(s << 16) >> 16;
+    acc[2 * j + 1] = lo;
+    acc[2 * j] = static_cast<int32_t>(s - static_cast<uint32_t>(lo)) >> 16;
+  }
+}
+
 template <class S>
 inline void fill_pair_table(int32_t a, int32_t* p) {
   constexpr uint32_t n = 1u << S::code_bits;
   int32_t t[n];  // in registers: written out, not through fill_table's out-of-line call
-  if constexpr (S::id == SchemeId::Sym2) {
+  static_assert(S::family == DenseFamily::PairBits, "pair tables: 1- and 2-bit codes");
+  if constexpr (S::code_bits == 2) {
+    static_assert(S::multiples == Multiples::OddMultiples, "2-bit pair tables: [sign | mag] codes");
     t[0] = a, t[1] = a + a + a, t[2] = -a, t[3] = -t[1];  // [sign | mag] -> +-(2 mag + 1) a
   } else {
-    static_assert(S::id == SchemeId::Binary, "pair tables: Binary and 2bitsym");
-    t[0] = -a, t[1] = a;
+    t[0] = mul_const<S::decode(0)>(a), t[1] = mul_const<S::decode(1)>(a);  // Binary: -a, a
   }
 #pragma GCC unroll 4
   for (uint32_t h = 0; h < n; ++h) {
@@ -232,11 +314,11 @@ inline void fill_pair_table(int32_t a, int32_t* p) {
 template <unsigned FieldBits, unsigned Count, unsigned J = 0>
 inline void add_group_pair_fields(uint32_t w0, uint32_t w1, uint32_t w2, uint32_t w3, const int32_t* p, int32_t* acc) {
   constexpr uint32_t tb = 4u << FieldBits;  // bytes per pair table
-  const int32_t s = lookup<0>(p, code_offset<FieldBits, J>(w0)) + lookup<tb>(p, code_offset<FieldBits, J>(w1)) +
-                    lookup<2 * tb>(p, code_offset<FieldBits, J>(w2)) + lookup<3 * tb>(p, code_offset<FieldBits, J>(w3));
-  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
-  acc[2 * J] += (s - lo) >> 16;
-  acc[2 * J + 1] += lo;
+  const uint32_t s = static_cast<uint32_t>(lookup<0>(p, code_offset<FieldBits, J>(w0))) +
+                     static_cast<uint32_t>(lookup<tb>(p, code_offset<FieldBits, J>(w1))) +
+                     static_cast<uint32_t>(lookup<2 * tb>(p, code_offset<FieldBits, J>(w2))) +
+                     static_cast<uint32_t>(lookup<3 * tb>(p, code_offset<FieldBits, J>(w3)));
+  acc[J] = static_cast<int32_t>(static_cast<uint32_t>(acc[J]) + s);
   if constexpr (J + 1 < Count) add_group_pair_fields<FieldBits, Count, J + 1>(w0, w1, w2, w3, p, acc);
 }
 
@@ -249,7 +331,7 @@ __attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint
   const uint32_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
   for (uint32_t k = 0; k < n_words; ++k) {
     uint32_t w0 = c0[k], w1 = c1[k], w2 = c2[k], w3 = c3[k];
-    for (unsigned pass = 0; pass < passes; ++pass, acc += 2 * per_pass) {
+    for (unsigned pass = 0; pass < passes; ++pass, acc += per_pass) {
       add_group_pair_fields<field_bits, per_pass>(w0, w1, w2, w3, p, acc);
       if constexpr (passes > 1) {
         w0 <<= per_pass * field_bits, w1 <<= per_pass * field_bits, w2 <<= per_pass * field_bits,
@@ -261,33 +343,51 @@ __attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint
 
 template <class S>
 inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
-                               const uint32_t* tails, int32_t* acc) {
+                               const uint32_t* tails, int32_t* acc, bool packed) {
   constexpr uint32_t n = 1u << (2 * S::code_bits);
   int32_t p[kGroup * n];
   for (uint32_t k = 0; k < kGroup; ++k) fill_pair_table<S>(a[k], p + k * n);
-  add_group_pairs<S::code_bits>(cols, static_cast<uint32_t>(shape.full), p, acc);
+  const uint32_t full = static_cast<uint32_t>(shape.full);
+  if (packed) {
+    add_group_pairs<S::code_bits>(cols, full, p, acc);
+  } else {  // rare: each word split at once, through the tail kernel
+    for (uint32_t w = 0; w < full; ++w) {
+      const uint32_t win[kGroup] = {cols[0][w], cols[1][w], cols[2][w], cols[3][w]};
+      add_group_tail<S::code_bits, true>(win, S::codes_per_word, p, acc + (w << S::log2_codes_per_word));
+    }
+  }
   if (shape.tail) group_tail<S::code_bits, true>(index, shape, tails, p, acc);
 }
 
-// ---- Ternary: pairs of inputs ---------------------------------------------------------------
+// ---- Ternary: groups of four inputs ----------------------------------------------------------
 
-// Ten trits of two inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
+// Ten trits of four inputs' words as five trit pairs: x *= 9 (x + 8x) moves the next two trits
 // into bits 19..16 as 3*t1 + t2, exactly what two steps of x *= 3 give. A pair table
 // p[3*t1 + t2] = (t[t1] << 16) + t[t2] adds one input's weights of two outputs in two 16-bit
-// lanes; the two inputs' lane sums stay below 2^15 (2 * 255), so both lanes split exactly.
-template <unsigned J = 0>
-inline void add_trit_pairs2(uint32_t x1, uint32_t x2, const int32_t* p1, const int32_t* p2, int32_t* acc) {
-  x1 += x1 << 3;
-  x2 += x2 << 3;
-  const int32_t s = p1[x1 >> 16] + p2[x2 >> 16];
-  const int32_t lo = static_cast<int32_t>(static_cast<uint32_t>(s) << 16) >> 16;
-  acc[2 * J] += (s - lo) >> 16;
-  acc[2 * J + 1] += lo;
-  if constexpr (J + 1 < 5) add_trit_pairs2<J + 1>(x1 & 0xFFFFu, x2 & 0xFFFFu, p1, p2, acc);
-}
-inline __attribute__((noinline)) void add_trit_words2(const uint16_t* c1, const uint16_t* c2, uint32_t n_words,
-                                                      const int32_t* p1, const int32_t* p2, int32_t* acc) {
-  for (uint32_t k = 0; k < n_words; ++k, acc += 10) add_trit_pairs2(c1[k], c2[k], p1, p2, acc);
+// lanes (the four tables lie 9 entries apart from one base). One loop iteration per trit pair:
+// not unrolled, the Ternary firmware has no flash to spare.
+//
+// The sum of the four lookups is added as it is to acc[pair] (mod 2^32): two outputs in one
+// word, split into int32 accumulators only at the end of the layer (unpack_lane_pairs). Exact
+// while each lane's total stays within int16: the caller tracks sum |a| over the inputs added
+// so far (a lane never exceeds it) and, past 32767, splits after every word instead
+// (column_ternary). No test in this loop: a mode flag cost 9 % of the Ternary model's time.
+inline __attribute__((noinline)) void add_trit_words4(const uint16_t* const* cols, uint32_t n_words,
+                                                      const int32_t* p, int32_t* acc) {
+  constexpr uint32_t tb = 9 * 4;  // bytes per trit pair table
+  const uint16_t *c0 = cols[0], *c1 = cols[1], *c2 = cols[2], *c3 = cols[3];
+  for (uint32_t k = 0; k < n_words; ++k) {
+    uint32_t x0 = c0[k], x1 = c1[k], x2 = c2[k], x3 = c3[k];
+    for (uint32_t j = 0; j < 5; ++j, ++acc) {
+      x0 += x0 << 3, x1 += x1 << 3, x2 += x2 << 3, x3 += x3 << 3;
+      const uint32_t s = static_cast<uint32_t>(lookup<0>(p, (x0 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<tb>(p, (x1 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<2 * tb>(p, (x2 >> 16) << 2)) +
+                         static_cast<uint32_t>(lookup<3 * tb>(p, (x3 >> 16) << 2));
+      *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) + s);
+      x0 &= 0xFFFFu, x1 &= 0xFFFFu, x2 &= 0xFFFFu, x3 &= 0xFFFFu;
+    }
+  }
 }
 // p[3*h + l] = (t[h] << 16) + t[l], t = {a, -a, 0} (trits +1, -1, 0).
 __attribute__((always_inline)) inline void fill_trit_pair_table(int32_t a, int32_t* p) {
@@ -323,8 +423,8 @@ __attribute__((always_inline)) inline void add_trit_run(uint32_t x, uint32_t n, 
     acc[0] += static_cast<int32_t>(static_cast<uint32_t>(p[x >> 16]) << 16) >> 16;
   }
 }
-// A column's `count` tail trits from trit `start` of words[0] on, continuing in words[1]: the
-// skip takes two trits per step, and each word's run has no word-boundary test per trit.
+// A column's `count` tail trits from trit `start` of words[0] on, continuing in the next words:
+// the skip takes two trits per step, and each word's run has no word-boundary test per trit.
 __attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint32_t start, uint32_t count,
                                                      const int32_t* p, int32_t* acc) {
   uint32_t x = words[0];
@@ -335,22 +435,43 @@ __attribute__((noinline)) inline void add_tail_trits(const uint16_t* words, uint
     if (n > count) n = count;
     add_trit_run(x, n, p, acc);
     if (count == n) return;
-    acc += n, count -= n, n = count, x = words[1];
+    acc += n, count -= n, n = 10, x = *++words;
   }
 }
 
-// Pairs: c2 == nullptr means a single input.
-inline void column_ternary(const uint16_t* c1, const uint16_t* c2, int32_t a1, int32_t a2, TritCursor p1,
-                           TritCursor p2, ColumnShape shape, const uint16_t* tails, int32_t* acc) {
+// Up to four nonzero inputs: column, value, tail position; `bound` = sum |a| of every input of
+// the layer so far, `packed` whether the full words' outputs are still packed lane pairs.
+struct TritGroup {
+  const uint16_t* cols[4];
+  int32_t a[4];
+  TritCursor pos[4];
+  uint32_t bound;
+  bool packed;
+};
+// Runs the group's n inputs (n < 4: padded with a = 0, no tail pass for the pads). Out of line:
+// the Ternary firmware calls it from two places.
+__attribute__((noinline)) inline void column_ternary(TritGroup& g, uint32_t n, ColumnShape shape,
+                                                     const uint16_t* tails, int32_t* acc) {
   const uint32_t full = static_cast<uint32_t>(shape.full);
-  int32_t t1[9], t2[9];  // trit pair tables; a single input runs as a pair with a zero partner
-  fill_trit_pair_table(a1, t1);
-  fill_trit_pair_table(a2, t2);
-  if (full) add_trit_words2(c1, c2 ? c2 : c1, full, t1, t2, acc);
+  for (uint32_t k = n; k < 4; ++k) g.cols[k] = g.cols[0], g.a[k] = 0;
+  if (g.packed && g.bound > 0x7FFFu) {  // a lane could leave int16: split them now
+    unpack_lane_pairs(acc, static_cast<uint32_t>(mul_const<5>(static_cast<int32_t>(full))));
+    g.packed = false;
+  }
+  int32_t t[4 * 9];  // trit pair tables
+  for (uint32_t k = 0; k < 4; ++k) fill_trit_pair_table(g.a[k], t + mul_const<9>(static_cast<int32_t>(k)));
+  if (g.packed) {
+    add_trit_words4(g.cols, full, t, acc);
+  } else {  // rare (sum |a| > 32767): each column as one trit run into int32 accumulators
+    for (uint32_t k = 0; k < n; ++k)
+      add_tail_trits(g.cols[k], 0, static_cast<uint32_t>(mul_const<10>(static_cast<int32_t>(full))),
+                     t + mul_const<9>(static_cast<int32_t>(k)), acc);
+  }
   if (shape.tail) {
     int32_t* tail_acc = acc + mul_const<10>(static_cast<int32_t>(full));
-    add_tail_trits(tails + p1.word, p1.trit, static_cast<uint32_t>(shape.tail), t1, tail_acc);
-    if (c2) add_tail_trits(tails + p2.word, p2.trit, static_cast<uint32_t>(shape.tail), t2, tail_acc);
+    for (uint32_t k = 0; k < n; ++k)
+      add_tail_trits(tails + g.pos[k].word, g.pos[k].trit, static_cast<uint32_t>(shape.tail),
+                     t + mul_const<9>(static_cast<int32_t>(k)), tail_acc);
   }
 }
 
@@ -414,46 +535,56 @@ inline void column_int8(const uint32_t* col, ColumnShape shape, const uint32_t* 
 template <class S>
 void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const int8_t* x, int32_t x_offset,
            int32_t* acc) {
-  for (uint32_t o = 0; o < n_out; ++o) acc[o] = 0;
+  for (int32_t *o = acc, *const end = acc + n_out; o != end; ++o) *o = 0;  // pointers: 3 instructions per output
   const ColumnShape shape = column_shape<S>(n_out);
   const uint32_t full = static_cast<uint32_t>(shape.full), tail = static_cast<uint32_t>(shape.tail);
   const typename S::word_t* tails = cols + mul_shift_add(static_cast<int32_t>(n_in), static_cast<int32_t>(full));
 
-  if constexpr (S::id == SchemeId::Int8) {
+  if constexpr (S::family == DenseFamily::Bytes) {
     for (uint32_t i = 0, pos = 0; i < n_in; ++i, cols += full, pos += tail) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
       if (a) detail::column_int8(cols, shape, tails, pos, a, acc);
     }
-  } else if constexpr (S::id == SchemeId::Ternary) {
-    const uint16_t* pending = nullptr;
-    int32_t pending_a = 0;
-    detail::TritCursor pos, pending_pos;
+  } else if constexpr (S::family == DenseFamily::Trits) {
+    // The full words' outputs start packed (add_trit_words4) and are split at the end.
+    detail::TritGroup g;
+    g.bound = 0, g.packed = true;
+    detail::TritCursor pos;
+    uint32_t k = 0;
     for (uint32_t i = 0; i < n_in; ++i, cols += full, pos.advance(tail)) {
       const int32_t a = static_cast<int32_t>(x[i]) - x_offset;
       if (a == 0) continue;
-      if (!pending) {
-        pending = cols, pending_a = a, pending_pos = pos;
-      } else {
-        detail::column_ternary(pending, cols, pending_a, a, pending_pos, pos, shape, tails, acc);
-        pending = nullptr;
-      }
+      g.cols[k] = cols, g.a[k] = a, g.pos[k] = pos;
+      g.bound += static_cast<uint32_t>(a < 0 ? -a : a);
+      if (++k == 4) detail::column_ternary(g, 4, shape, tails, acc), k = 0;
     }
-    if (pending) detail::column_ternary(pending, nullptr, pending_a, 0, pending_pos, pending_pos, shape, tails, acc);
+    if (k) detail::column_ternary(g, k, shape, tails, acc);
+    if (g.packed) detail::unpack_lane_pairs(acc, static_cast<uint32_t>(mul_const<5>(static_cast<int32_t>(full))));
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
     detail::GroupScan scan{x, x + n_in, x, x_offset, cols, full, {}, {}, {}};
+    // PairBits: lane pairs packed while max_abs * sum |a| <= 32767 (see add_group_pairs)
+    const uint32_t packed_pairs = (full << S::log2_codes_per_word) >> 1;
+    uint32_t bound = 0;
+    bool packed = true;
     for (;;) {
       const uint32_t k = detail::scan_group(scan);
       if (k == 0) break;
       for (uint32_t j = k; j < detail::kGroup; ++j)
         scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
       // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
-      if constexpr (S::id == SchemeId::Binary || S::id == SchemeId::Sym2)
-        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
-      else
+      if constexpr (S::family == DenseFamily::PairBits) {
+        for (uint32_t j = 0; j < detail::kGroup; ++j)
+          bound += static_cast<uint32_t>(scan.a_k[j] < 0 ? -scan.a_k[j] : scan.a_k[j]);
+        if (packed && bound > 0x7FFFu / S::max_abs) detail::unpack_lane_pairs(acc, packed_pairs), packed = false;
+        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc, packed);
+      } else {
         detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+      }
       if (k < detail::kGroup) break;
     }
+    if constexpr (S::family == DenseFamily::PairBits)
+      if (packed) detail::unpack_lane_pairs(acc, packed_pairs);
   }
 }
 
