@@ -1,5 +1,7 @@
 # Runs the firmware benchmarks under QEMU and writes markdown tables (see CMakeLists.txt).
-#   cmake -DQEMU=qemu-system-riscv32 -DFIRMWARE_DIR=<cross build> "-DMODELS=a|b" -DOUT=results.md -P bench_firmware.cmake
+#   cmake -DQEMU=qemu-system-riscv32 -DFIRMWARE_DIR=<cross build> "-DMODELS=a|b" -DFLASH=<bytes> -DRAM=<bytes>
+#         -DOUT=results.md -P bench_firmware.cmake
+# FLASH, RAM: the CH32V003's sizes (include/bitnetmcu/targets.hpp, read by cmake/bitnetmcu_targets.cmake).
 cmake_minimum_required(VERSION 3.18)
 string(REPLACE "|" ";" MODELS "${MODELS}")
 set(qemu ${QEMU} -M virt -bios none -nographic -cpu rv32 -icount shift=0 -semihosting-config enable=on,target=native -kernel)
@@ -76,7 +78,7 @@ foreach(m IN LISTS MODELS)
     string(REGEX MATCH "ram_bytes=([0-9]+)" _ "${lines}")
     set(ram ${CMAKE_MATCH_1})
     string(REGEX MATCH "stack_bound=([0-9]+)" _ "${lines}")
-    string(APPEND row " ${flash} / 16384 B | ${ram} / 2048 B | ${CMAKE_MATCH_1} B |")
+    string(APPEND row " ${flash} / ${FLASH} B | ${ram} / ${RAM} B | ${CMAKE_MATCH_1} B |")
   else()
     string(APPEND row " — | — | — |")
   endif()
