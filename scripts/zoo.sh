@@ -10,6 +10,11 @@
 # Checkpoints go to modeldata/zoo/; one that exists is resumed (a finished one is left as it
 # is: delete it to retrain). Needs a built tree (scripts/setup.sh).
 set -euo pipefail
+if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then  # usage: this line, then the comment above
+  echo 'usage: [ZOO_ONLY="name ..."] [ZOO_EPOCHS=n] [ZOO_CNN_EPOCHS=n] [ZOO_NO_TABLE=1] scripts/zoo.sh'
+  sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "${BASH_SOURCE[0]}"
+  exit 0
+fi
 shopt -s nullglob
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"

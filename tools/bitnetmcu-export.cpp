@@ -4,7 +4,7 @@
 #include <iostream>
 #include <string>
 
-#include "training/exporter/exporter.hpp"
+#include "training/exporter/run_export.hpp"
 
 namespace {
 

@@ -76,6 +76,13 @@ double images_per_second(const FastModel& m, const std::vector<int8_t>& images, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && (std::string(argv[1]) == "-h" || std::string(argv[1]) == "--help")) {
+    std::printf("usage: bench_models [MODELDATA_DIR [MNIST_DIR [MODEL]]]\n"
+                "Images/s of the shipped models (MODELDATA_DIR/*.bnm, default %s), the engine's scalar run_layers\n"
+                "against the host fast path, one thread and all threads; MODEL: only that one.\n",
+                BITNETMCU_MODELDATA_DIR);
+    return 0;
+  }
   const std::string dir = argc > 1 ? argv[1] : BITNETMCU_MODELDATA_DIR;
   const char* data_dir = argc > 2 ? argv[2] : BITNETMCU_DATA_DIR;
   const char* names[] = {"fc_4bitsym", "fc_fp130", "fc_nf4",   "fc_4bit",    "fc_2bitsym", "fc_binary", "fc_ternary",

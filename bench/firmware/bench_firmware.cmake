@@ -1,6 +1,23 @@
 # Runs the firmware benchmarks under QEMU and writes markdown tables (see CMakeLists.txt).
-#   cmake -DQEMU=qemu-system-riscv32 -DFIRMWARE_DIR=<cross build> "-DMODELS=a|b" -DOUT=results.md -P bench_firmware.cmake
+#   cmake -DQEMU=qemu-system-riscv32 -DFIRMWARE_DIR=<cross build> "-DMODELS=a|b" -DFLASH=<bytes> -DRAM=<bytes>
+#         -DOUT=results.md -P bench_firmware.cmake
+# FLASH, RAM: the CH32V003's sizes (include/bitnetmcu/targets.hpp, read by cmake/bitnetmcu_targets.cmake).
 cmake_minimum_required(VERSION 3.18)
+set(usage "usage: cmake -DQEMU=<qemu-system-riscv32> -DFIRMWARE_DIR=<cross build> \"-DMODELS=a|b\" -DFLASH=<bytes> -DRAM=<bytes> -DOUT=<results.md> -P bench_firmware.cmake
+Runs the kernel and model benchmarks of the firmware build under QEMU (-icount shift=0) and writes markdown
+tables to OUT. Normally run as `cmake --build <build> --target bench-firmware`. Help: cmake -P bench_firmware.cmake -- --help")
+math(EXPR _last "${CMAKE_ARGC} - 1")
+foreach(_i RANGE ${_last})
+  if(CMAKE_ARGV${_i} STREQUAL "--help" OR CMAKE_ARGV${_i} STREQUAL "-h")
+    execute_process(COMMAND ${CMAKE_COMMAND} -E echo "${usage}")  # to stdout
+    return()
+  endif()
+endforeach()
+foreach(_var QEMU FIRMWARE_DIR MODELS FLASH RAM OUT)
+  if(NOT DEFINED ${_var})
+    message(FATAL_ERROR "bench_firmware.cmake: -D${_var}= missing\n${usage}")
+  endif()
+endforeach()
 string(REPLACE "|" ";" MODELS "${MODELS}")
 set(qemu ${QEMU} -M virt -bios none -nographic -cpu rv32 -icount shift=0 -semihosting-config enable=on,target=native -kernel)
 
@@ -76,7 +93,7 @@ foreach(m IN LISTS MODELS)
     string(REGEX MATCH "ram_bytes=([0-9]+)" _ "${lines}")
     set(ram ${CMAKE_MATCH_1})
     string(REGEX MATCH "stack_bound=([0-9]+)" _ "${lines}")
-    string(APPEND row " ${flash} / 16384 B | ${ram} / 2048 B | ${CMAKE_MATCH_1} B |")
+    string(APPEND row " ${flash} / ${FLASH} B | ${ram} / ${RAM} B | ${CMAKE_MATCH_1} B |")
   else()
     string(APPEND row " — | — | — |")
   endif()

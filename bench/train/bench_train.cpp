@@ -161,16 +161,30 @@ int main(int argc, char** argv) {
   if (!std::getenv("BITNETMCU_BENCH_SPIN")) use_passive_openmp_wait(argv);  // as bitnetmcu-train does
   std::string data_dir = BITNETMCU_DATA_DIR, threads = "1,2", cases = "fc-aug,fc-aug-muon,fc-plain,cnn-aug";
   int epochs = 1, profile_steps = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  const auto usage = [](std::FILE* to) {
+    std::fprintf(to, "usage: bench_train [--data-dir DIR] [--threads 1,2] [--cases fc-aug,fc-aug-muon,fc-plain,cnn-aug] "
+                     "[--epochs N] [--profile STEPS]\n"
+                     "Seconds per training epoch of the reference configurations against the reference trainer.\n"
+                     "  --profile STEPS: no epochs; self time per LibTorch op over STEPS steps, and the augmentation time\n"
+                     "  -h, --help: this text\n");
+  };
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
+    if (a == "-h" || a == "--help") {
+      usage(stdout);
+      return 0;
+    }
+    if (i + 1 >= argc) {  // every other option takes a value
+      usage(stderr);
+      return 2;
+    }
     if (a == "--data-dir") data_dir = argv[i + 1];
     else if (a == "--threads") threads = argv[i + 1];
     else if (a == "--cases") cases = argv[i + 1];
     else if (a == "--epochs") epochs = std::stoi(argv[i + 1]);
     else if (a == "--profile") profile_steps = std::stoi(argv[i + 1]);
     else {
-      std::fprintf(stderr, "usage: bench_train [--data-dir DIR] [--threads 1,2] [--cases fc-aug,fc-aug-muon,fc-plain,cnn-aug] [--epochs N] [--profile STEPS]\n"
-                   "  --profile STEPS: no epochs; self time per LibTorch op over STEPS steps, and the augmentation time\n");
+      usage(stderr);
       return 2;
     }
   }

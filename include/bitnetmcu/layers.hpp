@@ -60,6 +60,11 @@ constexpr int64_t dense_acc_bound(uint32_t n_in, int32_t max_abs_weight, bool of
   return static_cast<int64_t>(n_in) * (offset_input ? 255 : 128) * max_abs_weight;
 }
 
+// The CNN block's activation shift: ReLU then >> kCnnShift after each conv (SPEC §6: 4 in the
+// reference CNN). Not a training key: the exporter writes it into every CNN layer it packs, and
+// a model header or model file carries it per layer (Cnn<..., Shift, ...>, LayerDesc::shift).
+constexpr uint32_t kCnnShift = 4;
+
 // Worst-case |sum| in any stage of the CNN block, given its activation shift and max |weight|.
 constexpr int64_t cnn_acc_bound(uint32_t shift, int32_t max_abs_weight) {
   int64_t in = 128, worst = 0;

@@ -111,6 +111,7 @@ struct LayerList<First, Rest...> {
   static constexpr size_t words_b = max2(First::work_words, LayerList<Rest...>::words_a);
   static constexpr size_t weight_bytes = First::weight_bytes + LayerList<Rest...>::weight_bytes;
   static constexpr uint32_t last_outputs = sizeof...(Rest) ? LayerList<Rest...>::last_outputs : First::outputs;
+  static constexpr uint32_t first_inputs = First::inputs;
 
   static void run(const int8_t* x, int32_t* mine, int32_t* other, int32_t*& last) {
     First::run(x, mine, other);
@@ -130,7 +131,7 @@ struct LayerList<First, Rest...> {
 template <>
 struct LayerList<> {
   static constexpr size_t count = 0, words_a = 0, words_b = 0, weight_bytes = 0;
-  static constexpr uint32_t last_outputs = 0;
+  static constexpr uint32_t last_outputs = 0, first_inputs = 0;
 };
 
 // Each layer's outputs must be the next layer's inputs.
@@ -153,12 +154,13 @@ struct Model {
   static constexpr size_t scratch_words = words_a + words_b;
   static constexpr size_t scratch_bytes = 4 * scratch_words;
   static constexpr size_t weight_bytes = List::weight_bytes;
+  static constexpr uint32_t input_size = List::first_inputs;  // int8 values run() reads per image
   static constexpr uint32_t num_classes = List::last_outputs;
   static_assert(detail::layers_chain<Layers...>(), "a layer's outputs differ from the next layer's inputs");
   static_assert(scratch_bytes <= BITNETMCU_SCRATCH_BUDGET,
                 "model scratch RAM exceeds BITNETMCU_SCRATCH_BUDGET for this target");
 
-  // Runs one image (int8, first layer's input size). `scratch`: scratch_words int32.
+  // Runs one image (input_size int8 values). `scratch`: scratch_words int32.
   // If `logits` is given, the last layer's accumulators are copied there.
   static uint32_t run(const int8_t* image, int32_t* scratch, int32_t* logits = nullptr) {
     int32_t* last = nullptr;
@@ -176,6 +178,10 @@ struct RuntimeNeeds {
   size_t words_a, words_b;
 };
 
+// Inputs a layer reads: a CNN block takes a square image of side n_in.
+inline size_t layer_in_words(const LayerDesc& d) {
+  return d.kind == LayerKind::Cnn ? size_t(d.n_in) * d.n_in : d.n_in;
+}
 inline size_t layer_out_words(const LayerDesc& d) {
   if (d.kind == LayerKind::Cnn) {
     const uint32_t s = cnn_output_side(d.n_in);

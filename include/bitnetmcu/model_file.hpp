@@ -93,7 +93,7 @@ inline size_t write_model_file(const LayerDesc* layers, uint32_t n, uint8_t* out
   for (int i = 0; i < 8; ++i) *p++ = static_cast<uint8_t>(magic[i]);
   detail::put32(p, kModelFileVersion);
   detail::put32(p, n);
-  detail::put32(p, layers[0].kind == LayerKind::Cnn ? layers[0].n_in * layers[0].n_in : layers[0].n_in);
+  detail::put32(p, static_cast<uint32_t>(layer_in_words(layers[0])));
   detail::put32(p, static_cast<uint32_t>(layer_out_words(layers[n - 1])));
   for (uint32_t l = 0; l < n; ++l) {
     const LayerDesc& d = layers[l];
@@ -200,8 +200,7 @@ inline ModelFileError parse_model_file(const uint8_t* buf, size_t len, LayerDesc
     }
     const uint32_t in_expected =
         l == 0 ? info->input_size : static_cast<uint32_t>(layer_out_words(layers[l - 1]));
-    const uint32_t in_actual = d.kind == LayerKind::Cnn ? d.n_in * d.n_in : d.n_in;
-    if (in_actual != in_expected) return ModelFileError::BadLayer;
+    if (layer_in_words(d) != in_expected) return ModelFileError::BadLayer;
     const ModelFileError values = detail::check_layer_values(d);
     if (values != ModelFileError::Ok) return values;
   }

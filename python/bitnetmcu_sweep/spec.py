@@ -27,11 +27,25 @@ import json
 import math
 import os
 import random
+import re
 import subprocess
 
 import yaml
 
-CHIPS = {"ch32v003": {"flash": 16384, "ram": 2048}, "ch32v002": {"flash": 16384, "ram": 4096}}
+TARGETS_HPP = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                           "include", "bitnetmcu", "targets.hpp")
+
+
+def read_chips(path=TARGETS_HPP):
+    """The chip table of include/bitnetmcu/targets.hpp (its one definition): {name: {flash, ram}}."""
+    with open(path, encoding="utf-8") as f:
+        rows = re.findall(r'^constexpr Target k\w+\{"(\w+)", "\w+", (\d+), (\d+), (?:true|false)\};$', f.read(), re.M)
+    if not rows:
+        raise RuntimeError(f"{path}: no chip rows found")
+    return {name: {"flash": int(flash), "ram": int(ram)} for name, flash, ram in rows}
+
+
+CHIPS = read_chips()
 BUDGET_KEYS = ("flash", "ram", "instructions", "weight_bytes")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int", "choice")
 SECTIONS = ("name", "base", "set", "grid", "random", "target", "budget", "sweep_seed")

@@ -157,7 +157,7 @@ py::bytes model_file_from_codes(const py::list& specs) {
         throw py::value_error("cnn weights: expected shape (3, C, 3, 3), got " + shape_text(a));
       d.kind = bn::LayerKind::Cnn;
       d.scheme = bn::SchemeId::Int8;
-      d.shift = spec.contains("shift") ? spec["shift"].cast<uint8_t>() : 4;
+      d.shift = spec.contains("shift") ? spec["shift"].cast<uint8_t>() : static_cast<uint8_t>(bn::kCnnShift);
       d.n_in = spec.contains("side") ? spec["side"].cast<uint32_t>() : 16;
       d.n_out = static_cast<uint32_t>(a.shape(1));
       storage.emplace_back((27u * d.n_out + 3) / 4);

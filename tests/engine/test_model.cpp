@@ -46,6 +46,7 @@ uint16_t g_w2[dense_weight_words<Ternary>(24, 16)];
 uint32_t g_w3[dense_weight_words<NF4>(16, 10)];
 using TypedNet = Model<Dense<Sym4, 256, 24, g_w1, g_rs1>, Dense<Ternary, 24, 16, g_w2>, Dense<NF4, 16, 10, g_w3>>;
 static_assert(TypedNet::num_classes == 10);
+static_assert(TypedNet::input_size == 256, "the first layer's inputs");
 static_assert(TypedNet::scratch_words == 24 + 16, "A holds layers 1 and 3, B holds layer 2");
 
 void fill_globals() {
@@ -156,7 +157,8 @@ constexpr uint32_t kC = 6;
 uint8_t g_conv[27 * kC];
 uint32_t g_f1[dense_weight_words<Sym2>(4 * kC, 12)];
 uint32_t g_f2[dense_weight_words<Sym4>(12, 10)];
-using CnnNet = Model<Cnn<16, kC, 4, g_conv, FP130>, Dense<Sym2, 4 * kC, 12, g_f1>, Dense<Sym4, 12, 10, g_f2>>;
+using CnnNet = Model<Cnn<16, kC, kCnnShift, g_conv, FP130>, Dense<Sym2, 4 * kC, 12, g_f1>, Dense<Sym4, 12, 10, g_f2>>;
+static_assert(CnnNet::input_size == 16 * 16, "a CNN takes a square image");
 }  // namespace
 
 TEST_CASE("CNN model: typed run equals the run-time list and a hand composition") {
@@ -173,6 +175,8 @@ TEST_CASE("CNN model: typed run equals the run-time list and a hand composition"
   auto r2 = rows<Sym4>(c2, 12, 10);
   LayerDesc layers[3];
   CnnNet::describe(layers);
+  CHECK(layer_in_words(layers[0]) == CnnNet::input_size);
+  CHECK(layer_in_words(layers[1]) == layer_out_words(layers[0]));
   const RuntimeNeeds needs = runtime_needs(layers, 3);
   REQUIRE(needs.words_a + needs.words_b == CnnNet::scratch_words);
   std::vector<int32_t> a(needs.words_a), b(needs.words_b);

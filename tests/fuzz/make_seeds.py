@@ -1,10 +1,14 @@
 """Writes the seed corpora of tests/fuzz/corpus/ from real files of the repository and MNIST
 (run once from the repository root with /usr/bin/python3; the output is committed). Crashes
 found later are added next to these seeds by hand, never regenerated."""
+import argparse
 import gzip
 import os
 import shutil
 import sys
+
+# No options: --help prints the docstring; anything else is an error (the script writes at once).
+argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
 
 sys.path.insert(0, "python")
 from bitnetmcu_torch.checkpoint import checkpoint_bytes, read_checkpoint  # noqa: E402

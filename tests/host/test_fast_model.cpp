@@ -51,7 +51,7 @@ struct RandomModel {
     layers.push_back({LayerKind::Cnn, S::id, static_cast<uint8_t>(shift), side, channels, storage.back().data(), nullptr});
   }
   uint32_t input_size() const {
-    return layers[0].kind == LayerKind::Cnn ? layers[0].n_in * layers[0].n_in : layers[0].n_in;
+    return static_cast<uint32_t>(layer_in_words(layers[0]));
   }
 };
 

@@ -1,4 +1,5 @@
-// LibTorch side of the exporter's verification (see emulate.cpp, quantize.cpp).
+// LibTorch side of the exporter's verification: an integer emulation that shares nothing with
+// the engine but the decoded weights (emulate.cpp). Library bitnetmcu_exporter.
 #pragma once
 #include <torch/types.h>
 

@@ -1,9 +1,8 @@
-// Shape checks, packing with the engine's traits, statistics, engine runs and the target fit
-// check. No LibTorch here.
+// Shape checks, packing with the engine's traits, statistics and engine runs. No LibTorch here.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
-#include <sstream>
+#include <string>
 
 #include "bitnetmcu/layout.hpp"
 #include "bitnetmcu/model_file.hpp"
@@ -106,6 +105,18 @@ EngineLayer pack_cnn(const std::vector<const QuantizedTensor*>& convs, uint32_t 
   return l;
 }
 
+// Weight and scratch bytes, counted as the typed Model<> counts them (Net::weight_bytes):
+// packed words, int8 conv weights unpadded, rowsums.
+void count_bytes(PackedModel& m) {
+  for (const auto& l : m.layers)
+    m.weight_bytes += l.kind == LayerKind::Cnn ? l.conv.size()
+                                               : 4 * l.words32.size() + 2 * l.words16.size() +
+                                                     l.rowsum_element_bytes() * l.rowsum.size();
+  const auto d = m.descs();
+  const RuntimeNeeds needs = runtime_needs(d.data(), static_cast<uint32_t>(d.size()));
+  m.scratch_bytes = 4 * (needs.words_a + needs.words_b);
+}
+
 }  // namespace
 
 LayerDesc EngineLayer::desc() const {
@@ -196,7 +207,7 @@ PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift,
   for (size_t i = 0; i < m.layers.size(); ++i) {
     const EngineLayer& l = m.layers[i];
     const LayerDesc d = l.desc();
-    const uint32_t in = l.kind == LayerKind::Cnn ? l.n_in * l.n_in : l.n_in;
+    const uint32_t in = static_cast<uint32_t>(layer_in_words(d));
     if (in != expected_in)
       throw ExportError("layer " + l.name + " takes " + std::to_string(in) + " inputs but " +
                         (i ? "layer " + m.layers[i - 1].name + " gives " : std::string("the image has ")) +
@@ -206,15 +217,42 @@ PackedModel pack_model(std::vector<QuantizedTensor> tensors, uint32_t cnn_shift,
   m.num_classes = expected_in;
   m.tensors = std::move(tensors);
   for (const auto& t : m.tensors) m.weight_bits += t.weight_bits;
-  const auto d = m.descs();
-  // Counted as the typed Model<> counts them (Net::weight_bytes): packed words, int8 conv
-  // weights unpadded, rowsums.
-  for (const auto& l : m.layers)
-    m.weight_bytes += l.kind == LayerKind::Cnn ? l.conv.size()
-                                               : 4 * l.words32.size() + 2 * l.words16.size() +
-                                                     l.rowsum_element_bytes() * l.rowsum.size();
-  const RuntimeNeeds needs = runtime_needs(d.data(), static_cast<uint32_t>(d.size()));
-  m.scratch_bytes = 4 * (needs.words_a + needs.words_b);
+  count_bytes(m);
+  return m;
+}
+
+PackedModel packed_model_from_layers(const LayerDesc* layers, uint32_t n, uint32_t input_size) {
+  PackedModel m;
+  m.input_size = input_size;
+  for (uint32_t i = 0; i < n; ++i) {
+    const LayerDesc& d = layers[i];
+    EngineLayer l;
+    l.name = d.kind == LayerKind::Cnn ? "cnn" : "fc" + std::to_string(i + 1);
+    l.kind = d.kind;
+    l.scheme = d.scheme;
+    l.shift = d.shift;
+    l.n_in = d.n_in;
+    l.n_out = d.n_out;
+    const bool known = visit_scheme(d.scheme, [&](auto s) {
+      using S = decltype(s);
+      if (d.kind == LayerKind::Cnn) {
+        const auto* w = static_cast<const uint8_t*>(d.weights);
+        l.conv.assign(w, w + 3 * 9 * size_t(d.n_out));
+        return;
+      }
+      const auto* w = static_cast<const typename S::word_t*>(d.weights);
+      const size_t words = dense_weight_words<S>(d.n_in, d.n_out);
+      if constexpr (sizeof(typename S::word_t) == 2)
+        l.words16.assign(w, w + words);
+      else
+        l.words32.assign(w, w + words);
+    });
+    if (!known) throw ExportError("layer " + std::to_string(i) + ": unknown scheme");
+    if (d.rowsum) l.rowsum.assign(d.rowsum, d.rowsum + d.n_out);
+    m.layers.push_back(std::move(l));
+  }
+  m.num_classes = n ? static_cast<uint32_t>(layer_out_words(layers[n - 1])) : 0;
+  count_bytes(m);
   return m;
 }
 
@@ -233,73 +271,6 @@ void run_engine(const PackedModel& model, const int8_t* images, size_t n, std::v
     predictions[i] = static_cast<uint8_t>(cls);
     std::copy(last, last + model.num_classes, logits.begin() + static_cast<std::ptrdiff_t>(i * model.num_classes));
   }
-}
-
-// ---- fit check ----------------------------------------------------------------------------------
-// Estimates calibrated on the firmware (mcu/, -Os, RV32EC, one embedded test image): FC
-// 256/64/64/64/10 models with random weights link at flash - weight arrays = 3,156 (Binary),
-// 3,222 (Ternary), 3,176 (2bitsym), 3,220 (4bitsym) bytes. The firmware's link is the exact
-// check; this one is meant to be ~30-50 bytes pessimistic.
-constexpr size_t kFirmwareBaseBytes = 2350;  // startup, clock, USART, printing, app, 1 image, driver
-constexpr size_t kCnnBlockBytes = 400;
-constexpr size_t kSoftMultiplyBytes = 64;  // __mulsi3-style loop when 8bit/conv run on RV32EC
-// Dense kernel of a scheme (its group loop unrolls at most 8 codes, so sizes are close).
-size_t dense_kernel_bytes(SchemeId id) {
-  size_t bytes = 0;
-  visit_scheme(id, [&](auto s) {
-    constexpr unsigned bits = decltype(s)::code_bits;
-    bytes = bits == 0 ? 900 : bits == 1 ? 850 : bits == 2 ? 850 : bits == 4 ? 900 : 950;
-  });
-  return bytes;
-}
-// RAM besides the scratch buffers: call stack (measured bound 448) plus globals.
-constexpr size_t kStackEstimate = 480;
-constexpr size_t kFirmwareGlobals = 64;
-
-const Target* find_target(const std::string& name) {
-  for (const Target& t : kTargets)
-    if (name == t.name) return &t;
-  return nullptr;
-}
-
-TargetFit check_target(const PackedModel& model, const Target& target) {
-  TargetFit f;
-  f.target = target.name;
-  f.weight_bytes = model.weight_bytes;
-  std::vector<SchemeId> kernels;
-  bool multiplies = false, cnn = false;
-  for (const auto& l : model.layers) {
-    if (l.kind == LayerKind::Cnn) {
-      cnn = multiplies = true;
-      continue;
-    }
-    if (std::find(kernels.begin(), kernels.end(), l.scheme) == kernels.end()) kernels.push_back(l.scheme);
-    if (l.scheme == SchemeId::Int8) multiplies = true;
-  }
-  f.code_bytes_estimate = kFirmwareBaseBytes + (cnn ? kCnnBlockBytes : 0) +
-                          (multiplies && !target.has_multiplier ? kSoftMultiplyBytes : 0);
-  for (SchemeId id : kernels) f.code_bytes_estimate += dense_kernel_bytes(id);
-  f.flash_needed = f.weight_bytes + f.code_bytes_estimate;
-  f.flash_budget = target.flash_bytes;
-  f.scratch_bytes = model.scratch_bytes;
-  f.stack_estimate = kStackEstimate + kFirmwareGlobals;
-  f.ram_needed = f.scratch_bytes + f.stack_estimate;
-  f.ram_budget = target.ram_bytes;
-  f.borderline = f.flash_needed > f.flash_budget && f.flash_needed <= f.flash_budget + kFitMargin;
-  f.fits = f.flash_needed <= f.flash_budget + kFitMargin && f.ram_needed <= f.ram_budget;
-  return f;
-}
-
-std::string TargetFit::describe() const {
-  std::ostringstream s;
-  s << target << ": flash " << flash_needed << " / " << flash_budget << " bytes (weights " << weight_bytes
-    << " + engine code estimate " << code_bytes_estimate << ")"
-    << (flash_needed > flash_budget + kFitMargin ? "  OVER" : "")
-    << "; RAM " << ram_needed << " / " << ram_budget << " bytes (scratch " << scratch_bytes
-    << " + stack/globals estimate " << stack_estimate << ")" << (ram_needed > ram_budget ? "  OVER" : "");
-  if (borderline)
-    s << "; flash within the estimate's error (" << kFitMargin << " bytes) of the budget: the firmware link decides";
-  return s.str();
 }
 
 }  // namespace bitnetmcu::exporter

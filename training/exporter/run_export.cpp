@@ -2,6 +2,7 @@
 // verification on the test set (float model, engine, LibTorch emulation) -> files.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +11,7 @@
 
 #include "bitnetmcu/model_file.hpp"
 #include "emulate.hpp"
-#include "exporter.hpp"
+#include "run_export.hpp"
 #include "training/checkpoint.hpp"
 #include "training/config.hpp"
 #include "training/data.hpp"
@@ -24,9 +25,6 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// The CNN block's activation shift (SPEC §6: 4 in the reference CNN; not a config key).
-constexpr uint32_t kCnnShift = 4;
 
 std::string file_crc32_hex(const std::string& path) {
   std::ifstream f(path, std::ios::binary);
@@ -118,7 +116,7 @@ Verification verify(train::QatModel model, const train::Config& cfg, const Packe
   v.int_correct = count_equal(engine_preds, labels);
 
   t0 = Clock::now();
-  const Emulation emu = emulate_integer_model(packed.tensors, images, kCnnShift);
+  const Emulation emu = emulate_integer_model(packed.tensors, images, bitnetmcu::kCnnShift);
   v.emulation_seconds = seconds_since(t0);
   v.emulation_correct = count_equal(emu.predictions, labels);
   v.prediction_mismatches = v.n_images - count_equal(emu.predictions, engine_preds);
@@ -167,16 +165,19 @@ ExportResult run_export(const ExportOptions& opt) {
   if (!opt.data_dir.empty()) cfg.data_dir = opt.data_dir;
 
   ExportResult r;
-  r.model = pack_model(quantize_layers(model, opt.checkpoint_path), kCnnShift, static_cast<uint32_t>(cfg.num_inputs()));
+  r.model = pack_model(quantize_layers(model, opt.checkpoint_path), bitnetmcu::kCnnShift,
+                       static_cast<uint32_t>(cfg.num_inputs()));
   log(stats_table(r.model));
+  // The chip image embeds the model's own samples when it has them, else one MNIST image.
+  const uint32_t chip_samples = opt.samples > 0 ? std::min<uint32_t>(kChipSamples, uint32_t(opt.samples)) : 1;
   if (target) {
-    r.fit = check_target(r.model, *target);
+    r.fit = check_target(r.model, *target, chip_samples);
     r.target_checked = true;
     log(r.fit.describe());
     if (!r.fit.fits) throw ExportError("model " + name + " does not fit " + r.fit.describe());
   }
 
-  const TargetFit ch32v003_fit = check_target(r.model, kCh32v003);
+  const TargetFit ch32v003_fit = check_target(r.model, kCh32v003, chip_samples);
   HeaderMeta meta;
   meta.ch32v003_fit = &ch32v003_fit;
   meta.name = name;
@@ -241,7 +242,7 @@ ExportResult run_export(const ExportOptions& opt) {
     const size_t n = std::min<size_t>(static_cast<size_t>(opt.samples), v.n_images);
     const std::string path = (dir / (name + ".samples.h")).string();
     write_file(path, samples_header_text(v.images.data(), v.raw.empty() ? nullptr : v.raw.data(), v.labels.data(), n,
-                                         r.model.input_size, meta.input_side, 2,
+                                         r.model.input_size, meta.input_side, kChipSamples,
                                          cfg.dataset + " (" + meta.input_description + ")", meta.generated_by));
     r.other_paths.push_back(path);
   }

@@ -157,6 +157,7 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
   s << "\nusing Net = bitnetmcu::Model<\n";
   for (size_t i = 0; i < types.size(); ++i) s << "    " << types[i] << (i + 1 < types.size() ? ",\n" : ">;\n");
   s << "inline constexpr uint32_t kInputSize = " << m.input_size << ", kNumClasses = " << m.num_classes << ";\n"
+    << "static_assert(Net::input_size == kInputSize, \"exporter and engine disagree on the input size\");\n"
     << "static_assert(Net::num_classes == kNumClasses, \"exporter and engine disagree on the class count\");\n"
     << "static_assert(Net::weight_bytes == " << m.weight_bytes
     << ", \"exporter and engine disagree on the weight bytes\");\n"

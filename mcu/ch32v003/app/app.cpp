@@ -22,13 +22,7 @@ using Net = model::Net;
 
 namespace {
 
-template <class M>
-struct FirstLayerInputs;
-template <class First, class... Rest>
-struct FirstLayerInputs<bitnetmcu::Model<First, Rest...>> {
-  static constexpr uint32_t value = First::inputs;
-};
-static_assert(FirstLayerInputs<Net>::value == sizeof(images::kImages[0]),
+static_assert(Net::input_size == sizeof(images::kImages[0]),
               "the test samples do not match the model's input size");
 
 // Order-sensitive hash of the final accumulators, without a multiply (RV32EC has none).

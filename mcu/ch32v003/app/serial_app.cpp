@@ -4,8 +4,8 @@
 // on the host (stdin/stdout). Framing (mcu/ch32v003/README.md, "Serial mode"):
 //
 //   request  'S' (0x53), u16 little-endian payload length, payload, u8 sum of the payload bytes
-//            payload: kInputSize int8 network inputs, or -- for a model whose header quantizes raw
-//            values (quantize_input, kInputOffset) -- kInputSize float32 little-endian raw values
+//            payload: Net::input_size int8 network inputs, or -- for a model whose header quantizes
+//            raw values (quantize_input, kInputOffset) -- Net::input_size float32 little-endian raw values
 //   request  'Q' (0x51): the twins exit (the chip keeps listening)
 //   response one text line per request:
 //            "class <k> logits <l0> <l1> ..."                      classified
@@ -33,11 +33,11 @@ constexpr const char kPayloadKind[] = "float32";
 constexpr uint32_t kValueBytes = 1;
 constexpr const char kPayloadKind[] = "int8";
 #endif
-constexpr uint32_t kPayloadBytes = model::kInputSize * kValueBytes;
+constexpr uint32_t kPayloadBytes = Net::input_size * kValueBytes;
 
 alignas(4) uint8_t g_payload[kPayloadBytes];
 #ifdef BITNETMCU_RAW_INPUT
-int8_t g_input[model::kInputSize];
+int8_t g_input[Net::input_size];
 #else
 int8_t* const g_input = reinterpret_cast<int8_t*>(g_payload);  // int8 frames are the input itself
 #endif
@@ -82,8 +82,8 @@ void serve_frame() {
     return;
   }
 #ifdef BITNETMCU_RAW_INPUT
-  float raw[model::kInputSize];
-  for (uint32_t i = 0; i < model::kInputSize; ++i) {
+  float raw[Net::input_size];
+  for (uint32_t i = 0; i < Net::input_size; ++i) {
     const uint32_t bits = g_payload[4 * i] | static_cast<uint32_t>(g_payload[4 * i + 1]) << 8 |
                           static_cast<uint32_t>(g_payload[4 * i + 2]) << 16 | static_cast<uint32_t>(g_payload[4 * i + 3]) << 24;
     __builtin_memcpy(&raw[i], &bits, 4);
@@ -100,7 +100,7 @@ void serve_frame() {
 
 int main() {
   board::init();
-  console::print("ready %s inputs %u %s classes %u\n", model::kName, static_cast<unsigned>(model::kInputSize),
+  console::print("ready %s inputs %u %s classes %u\n", model::kName, static_cast<unsigned>(Net::input_size),
                  kPayloadKind, static_cast<unsigned>(Net::num_classes));
   for (;;) {
     uint8_t start = 0;

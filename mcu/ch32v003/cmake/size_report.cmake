@@ -1,5 +1,6 @@
 # Size report of a firmware image, from the linker's symbols (ch32v003.ld):
-#   cmake -DELF=x.elf -DNM=riscv64-unknown-elf-nm -DCHIP=ch32v003 -DRAM=2048 -DOUT=x.size.txt -P size_report.cmake
+#   cmake -DELF=x.elf -DNM=riscv64-unknown-elf-nm -DCHIP=<chip> -DFLASH=<bytes> -DRAM=<bytes> -DOUT=x.size.txt -P size_report.cmake
+# FLASH and RAM: the chip's sizes from include/bitnetmcu/targets.hpp (cmake/bitnetmcu_targets.cmake).
 # The link has already enforced the limits; this only reports them (and re-checks).
 cmake_minimum_required(VERSION 3.18)
 execute_process(COMMAND ${NM} ${ELF} OUTPUT_VARIABLE symbols RESULT_VARIABLE rc)
@@ -12,7 +13,10 @@ foreach(sym __flash_used __ram_used __stack_bound __ramfunc_bytes __data_start _
   endif()
   math(EXPR ${sym} "0x${CMAKE_MATCH_1}")
 endforeach()
-set(flash_total 16384)
+if(NOT FLASH OR NOT RAM)
+  message(FATAL_ERROR "size_report: -DFLASH=<bytes> -DRAM=<bytes> (the chip's sizes) are required")
+endif()
+set(flash_total ${FLASH})
 math(EXPR data_bytes "${__data_end} - ${__data_start} - ${__ramfunc_bytes}")
 math(EXPR bss_bytes "${__bss_end} - ${__bss_start}")
 math(EXPR flash_pct "${__flash_used} * 1000 / ${flash_total}")

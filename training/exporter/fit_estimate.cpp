@@ -1,0 +1,97 @@
+// The fit estimate (fit_estimate.hpp): flash = weights + firmware code + embedded samples,
+// RAM = scratch + a stack/globals allowance, against the chip's budget (bitnetmcu/targets.hpp).
+#include "fit_estimate.hpp"
+
+#include <algorithm>
+#include <sstream>
+#include <vector>
+
+#include "exporter.hpp"
+
+namespace bitnetmcu::exporter {
+namespace {
+
+// Byte counts calibrated on the firmware of mcu/ch32v003 (-Os, app.cpp) linked for the shipped
+// models and the random FC 256/64/64/64/10 models of every scheme (riscv64-unknown-elf-nm sizes:
+// linked flash - weight arrays - embedded samples). Recalibrate when the kernels or the app
+// change: the drift test prints every model's estimate and link.
+//
+// Startup, clock, USART, printing, the app, and the engine code every model runs (layer loop,
+// ShiftNorm, argmax, the shared group scan of the dense kernels).
+constexpr size_t kFirmwareBaseBytes = 1809;
+
+struct KernelBytes {
+  SchemeId scheme;
+  size_t code;           // the scheme's dense kernel
+  size_t no_multiplier;  // more code on a chip without `mul` (RV32EC)
+};
+// The dense kernel of each scheme, as linked beside the base. 8bit shares none of the group scan
+// the base counts, hence its small figure; 8bit and Ternary link more code on RV32EC (no `mul`:
+// GCC's multiply replacements). A scheme missing here gets the largest figures until it is
+// calibrated (the drift test tells).
+constexpr KernelBytes kDenseKernelBytes[] = {
+    {SchemeId::Binary, 1361, 0}, {SchemeId::Ternary, 916, 156}, {SchemeId::Sym2, 1440, 0},
+    {SchemeId::Sym4, 1120, 0},   {SchemeId::Int4, 1135, 0},     {SchemeId::Int8, 63, 248},
+    {SchemeId::FP130, 1126, 0},  {SchemeId::NF4, 1208, 0},
+};
+KernelBytes dense_kernel_bytes(SchemeId id) {
+  for (const KernelBytes& k : kDenseKernelBytes)
+    if (k.scheme == id) return k;
+  return {id, 1440, 248};
+}
+// The CNN channel block by conv scheme: FP130 convolutions are unrolled shift-and-add tap rows;
+// every other scheme (8bit, the SPEC's CNN) runs the generic multiply loop.
+size_t cnn_block_bytes(SchemeId id) { return id == SchemeId::FP130 ? 2615 : 445; }
+
+// RAM besides the scratch buffers: call stack (measured bounds 352..448) plus globals.
+constexpr size_t kStackEstimate = 480;
+constexpr size_t kFirmwareGlobals = 64;
+
+}  // namespace
+
+const Target* find_target(const std::string& name) {
+  for (const Target& t : kTargets)
+    if (name == t.name) return &t;
+  return nullptr;
+}
+
+TargetFit check_target(const PackedModel& model, const Target& target, uint32_t embedded_samples) {
+  TargetFit f;
+  f.target = target.name;
+  f.weight_bytes = model.weight_bytes;
+  std::vector<SchemeId> kernels;
+  f.code_bytes_estimate = kFirmwareBaseBytes + size_t(embedded_samples) * (model.input_size + 1);  // + label byte
+  for (const auto& l : model.layers) {
+    if (l.kind == LayerKind::Cnn) {
+      f.code_bytes_estimate += cnn_block_bytes(l.scheme);
+      continue;
+    }
+    if (std::find(kernels.begin(), kernels.end(), l.scheme) != kernels.end()) continue;
+    kernels.push_back(l.scheme);
+    const KernelBytes k = dense_kernel_bytes(l.scheme);
+    f.code_bytes_estimate += k.code + (target.has_multiplier ? 0 : k.no_multiplier);
+  }
+  f.flash_needed = f.weight_bytes + f.code_bytes_estimate;
+  f.flash_budget = target.flash_bytes;
+  f.scratch_bytes = model.scratch_bytes;
+  f.stack_estimate = kStackEstimate + kFirmwareGlobals;
+  f.ram_needed = f.scratch_bytes + f.stack_estimate;
+  f.ram_budget = target.ram_bytes;
+  f.borderline = f.flash_needed > f.flash_budget && f.flash_needed <= f.flash_budget + kFitMargin;
+  f.fits = f.flash_needed <= f.flash_budget + kFitMargin && f.ram_needed <= f.ram_budget;
+  return f;
+}
+
+std::string TargetFit::describe() const {
+  std::ostringstream s;
+  s << target << ": flash " << flash_needed << " / " << flash_budget << " bytes (weights " << weight_bytes
+    << " + engine code estimate " << code_bytes_estimate << ")"
+    << (flash_needed > flash_budget + kFitMargin ? "  OVER" : "")
+    << "; RAM " << ram_needed << " / " << ram_budget << " bytes (scratch " << scratch_bytes
+    << " + stack/globals estimate " << stack_estimate << ")" << (ram_needed > ram_budget ? "  OVER" : "");
+  if (borderline)
+    s << "; flash within the estimate's error (" << kFitMargin << " bytes) of the budget: the firmware link decides";
+  return s.str();
+}
+
+}  // namespace bitnetmcu::exporter
