@@ -225,11 +225,11 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   if (resuming) {
     model->load_state_tensors(resumed.tensors);
     if (!optimizer.load(resumed.tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
-    start_epoch = std::stoi(resumed.meta_value("epochs_done", "0"));
-    train_seconds = std::stod(resumed.meta_value("train_seconds", "0"));
+    start_epoch = resumed.meta.epochs_done;
+    train_seconds = resumed.meta.train_seconds;
     // a finished run resumed has nothing left to train: report what it recorded
-    result.test_accuracy = std::stod(resumed.meta_value("test_accuracy", "0"));
-    result.test_loss = std::stod(resumed.meta_value("test_loss", "0"));
+    result.test_accuracy = resumed.meta.test_accuracy;
+    result.test_loss = resumed.meta.test_loss;
     if (!resumed.metrics_csv.empty()) metrics = resumed.metrics_csv;
     out << "resuming " << options.resume_path << " after epoch " << start_epoch << "\n";
   } else {
@@ -251,12 +251,12 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     ck.tensors = model->state_tensors();
     optimizer.save(ck.tensors);
     save_input_quantizer(ck, data.info.quantizer);
-    std::ostringstream meta;
-    meta << "creator: bitnetmcu-train (C++, LibTorch " << TORCH_VERSION << ")\n"
-         << "epochs_done: " << epochs_done << "\ncomplete: " << (complete ? "true" : "false")
-         << "\ntrain_seconds: " << train_seconds << "\ntest_accuracy: " << result.test_accuracy
-         << "\ntest_loss: " << result.test_loss << "\n";
-    ck.meta = meta.str();
+    ck.meta.creator = std::string("bitnetmcu-train (C++, LibTorch ") + TORCH_VERSION + ")";
+    ck.meta.epochs_done = epochs_done;
+    ck.meta.complete = complete;
+    ck.meta.train_seconds = train_seconds;
+    ck.meta.test_accuracy = result.test_accuracy;
+    ck.meta.test_loss = result.test_loss;
     return ck;
   };
   Checkpoint boundary = snapshot(start_epoch, start_epoch >= cfg.num_epochs);
@@ -335,7 +335,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     result.epochs_done = epoch + 1;
   }
   if (StopSignals::requested()) {
-    boundary.set_meta_value("interrupted", "true");
+    boundary.meta.interrupted = true;
     save_checkpoint_atomic(result.checkpoint_path, boundary);
     result.interrupted = true;
     std::cerr << "\ninterrupted by signal " << g_stop_signal << ": saved a resumable checkpoint after epoch "
