@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from bitnetmcu_torch import config as config_mod
-from bitnetmcu_torch.checkpoint import write_checkpoint
+from bitnetmcu_torch.checkpoint import CheckpointMeta, write_checkpoint
 from bitnetmcu_torch.data import Augmenter, downscale_normalize, load_raw, to_unit_tensor
 from bitnetmcu_torch.models import build_model, model_entries
 from bitnetmcu_torch.optim import Optimizers
@@ -109,8 +109,9 @@ def train(cfg, out_path, log=print):
             " ".join(f"{n}={c:.4g}" for (n, _), c in zip(model.quant_layers(), clips)))
     entries = {
         "config": config_mod.config_to_yaml(cfg),
-        "meta": f"creator: python/train.py\nepochs_done: {cfg['num_epochs']}\ncomplete: true\n"
-                f"train_seconds: {time.time() - started:.1f}\n",
+        "meta": CheckpointMeta(creator="python/train.py", epochs_done=cfg["num_epochs"], complete=True,
+                               train_seconds=round(time.time() - started, 1), test_accuracy=test_acc,
+                               test_loss=test_loss).to_text(),
         "metrics": "\n".join(rows) + "\n",
     }
     entries.update(model_entries(model))

@@ -14,6 +14,7 @@ const char* const kUsage = R"(usage: bitnetmcu-train [CONFIG.yaml] [--set KEY=VA
        bitnetmcu-train --resume CHECKPOINT.pt [--set KEY=VALUE]...
        bitnetmcu-train --eval CHECKPOINT.pt [--set KEY=VALUE]...
        bitnetmcu-train [CONFIG.yaml] [--set KEY=VALUE]... --check
+       bitnetmcu-train --dump-config-schema
 
 Trains a quantization-aware model from CONFIG.yaml (default: trainingparameters.yaml) and
 writes <output_dir>/<run name>.pt after every epoch (plus a metrics .csv next to it).
@@ -22,7 +23,11 @@ writes <output_dir>/<run name>.pt after every epoch (plus a metrics .csv next to
   --eval CKPT       print the checkpoint's float (QAT) test loss and accuracy
   --no-progress     no live progress bar (it is shown only on a terminal anyway)
   --check           validate CONFIG.yaml and the overrides, print the resulting configuration
-                    (YAML, every key) and its run name, train nothing (bitnetmcu-sweep uses it)
+                    (YAML, every key), its run name and each layer's weight scheme, train
+                    nothing (bitnetmcu-sweep uses it)
+  --dump-config-schema  print every configuration key as JSON (type, default, range or
+                    choices, doc) and exit; python/bitnetmcu_torch/config_schema.json is this
+                    output, which the Python trainer reads (a ctest fails when they differ)
 Ctrl-C / SIGTERM saves a resumable checkpoint and exits with status 130.
 Exit status: 0 success, 1 error, 2 usage error, 130 interrupted.
 
@@ -70,6 +75,15 @@ int run(int argc, char** argv) {
       std::cout << kUsage << config_keys_help();
       return 0;
     }
+  for (int i = 1; i < argc; ++i)
+    if (!std::strcmp(argv[i], "--dump-config-schema")) {
+      if (argc != 2) {
+        std::cerr << "bitnetmcu-train: --dump-config-schema takes no other argument\n(see bitnetmcu-train --help)\n";
+        return kExitUsage;
+      }
+      std::cout << config_schema_json();
+      return 0;
+    }
   Arguments args;
   try {
     parse_arguments(argc, argv, args);
@@ -87,7 +101,12 @@ int run(int argc, char** argv) {
     }
     if (args.check) {
       const Config cfg = load_config(args.config_path, args.overrides);
-      std::cout << config_to_yaml(cfg) << "# run name: " << cfg.run_name() << "\n";
+      std::cout << config_to_yaml(cfg) << "# run name: " << cfg.run_name() << "\n# layer schemes:";
+      for (const std::string& layer : cfg.layer_names()) {
+        const auto scheme = cfg.layer_scheme(layer);
+        std::cout << " " << layer << "=" << (scheme ? scheme_name(*scheme) : "None");
+      }
+      std::cout << "\n";
       return 0;
     }
     TrainOptions options;

@@ -3,6 +3,7 @@
 #include "checkpoint_container.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -54,28 +55,69 @@ bool host_is_little_endian() {
 
 }  // namespace
 
-std::string Checkpoint::meta_value(const std::string& key, const std::string& fallback) const {
-  std::istringstream in(meta);
-  std::string line;
-  const std::string prefix = key + ":";
-  while (std::getline(in, line))
-    if (line.rfind(prefix, 0) == 0) {
-      const size_t start = line.find_first_not_of(' ', prefix.size());
-      return start == std::string::npos ? "" : line.substr(start);
-    }
-  return fallback;
+namespace {
+// Shortest decimal text that reads back as exactly `v` (what Python's repr writes).
+std::string number_text(double v) {
+  char buf[32];
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::snprintf(buf, sizeof buf, "%.*g", precision, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  return buf;
+}
+}  // namespace
+
+std::string meta_to_text(const CheckpointMeta& m) {
+  std::string t = "creator: " + m.creator + "\nepochs_done: " + std::to_string(m.epochs_done) +
+                  "\ncomplete: " + (m.complete ? "true" : "false") + "\ntrain_seconds: " + number_text(m.train_seconds) +
+                  "\ntest_accuracy: " + number_text(m.test_accuracy) + "\ntest_loss: " + number_text(m.test_loss) + "\n";
+  if (m.interrupted) t += "interrupted: true\n";
+  for (const auto& [key, value] : m.other) t += key + ": " + value + "\n";
+  return t;
 }
 
-void Checkpoint::set_meta_value(const std::string& key, const std::string& value) {
-  std::istringstream in(meta);
-  std::string line, out;
-  bool replaced = false;
-  while (std::getline(in, line)) {
-    if (line.rfind(key + ":", 0) == 0) line = key + ": " + value, replaced = true;
-    out += line + "\n";
+CheckpointMeta meta_from_text(const std::string& text, const std::string& origin) {
+  CheckpointMeta m;
+  std::istringstream in(text);
+  std::string line;
+  for (int line_no = 1; std::getline(in, line); ++line_no) {
+    if (line.empty()) continue;
+    const std::string where = origin + " (meta line " + std::to_string(line_no) + ")";
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) throw std::runtime_error(where + ": expected 'key: value', got '" + line + "'");
+    // key and value without surrounding spaces (as Python's str.strip)
+    auto trim = [](const std::string& t) {
+      const size_t b = t.find_first_not_of(" \t\r"), e = t.find_last_not_of(" \t\r");
+      return b == std::string::npos ? std::string() : t.substr(b, e - b + 1);
+    };
+    const std::string key = trim(line.substr(0, colon)), value = trim(line.substr(colon + 1));
+    auto bad = [&](const char* expected) {
+      return std::runtime_error(where + ": key '" + key + "': expected " + expected + ", got '" + value + "'");
+    };
+    auto number = [&]() {
+      char* end = nullptr;
+      const double v = std::strtod(value.c_str(), &end);
+      if (value.empty() || *end != 0) throw bad("a number");
+      return v;
+    };
+    auto boolean = [&]() {
+      if (value != "true" && value != "false") throw bad("true or false");
+      return value == "true";
+    };
+    if (key == "creator") m.creator = value;
+    else if (key == "epochs_done") {
+      char* end = nullptr;
+      const long long v = std::strtoll(value.c_str(), &end, 10);
+      if (value.empty() || *end != 0 || v < 0 || v > 1000000000) throw bad("an integer in [0, 1000000000]");
+      m.epochs_done = static_cast<int>(v);
+    } else if (key == "complete") m.complete = boolean();
+    else if (key == "train_seconds") m.train_seconds = number();
+    else if (key == "test_accuracy") m.test_accuracy = number();
+    else if (key == "test_loss") m.test_loss = number();
+    else if (key == "interrupted") m.interrupted = boolean();
+    else m.other.emplace_back(key, value);
   }
-  if (!replaced) out += key + ": " + value + "\n";
-  meta = out;
+  return m;
 }
 
 void save_checkpoint_atomic(const std::string& path, const Checkpoint& ckpt) {
@@ -85,7 +127,7 @@ void save_checkpoint_atomic(const std::string& path, const Checkpoint& ckpt) {
   w.put<uint32_t>(kCheckpointVersion);
   w.put<uint32_t>(static_cast<uint32_t>(3 + ckpt.other_text.size() + ckpt.tensors.size()));
   w.put_text("config", ckpt.config_yaml);
-  w.put_text("meta", ckpt.meta);
+  w.put_text("meta", meta_to_text(ckpt.meta));
   w.put_text("metrics", ckpt.metrics_csv);
   for (const auto& [name, text] : ckpt.other_text) w.put_text(name, text);
   for (const auto& [name, t] : ckpt.tensors) w.put_tensor(name, t);
@@ -119,7 +161,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (e.type == kCheckpointText) {
       std::string text = bytes.substr(e.offset, e.size);
       if (e.name == "config") ck.config_yaml = std::move(text);
-      else if (e.name == "meta") ck.meta = std::move(text);
+      else if (e.name == "meta") ck.meta = meta_from_text(text, "checkpoint " + path);
       else if (e.name == "metrics") ck.metrics_csv = std::move(text);
       else ck.other_text[e.name] = std::move(text);
     } else {

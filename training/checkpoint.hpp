@@ -5,21 +5,41 @@
 
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace bitnetmcu::train {
 
+// The "meta" entry of a checkpoint (docs/checkpoint-format.md): one "key: value" line per
+// field, in this order; `interrupted` only when true. python/bitnetmcu_torch/checkpoint.py
+// (CheckpointMeta) is its twin; tests/python/test_checkpoint_meta.py writes it on each side and
+// reads it on the other.
+struct CheckpointMeta {
+  std::string creator;        // the program that wrote the file, e.g. "bitnetmcu-train (C++, LibTorch 1.13.0)"
+  int epochs_done = 0;        // completed epochs; --resume continues after them
+  bool complete = false;      // epochs_done reached num_epochs
+  double train_seconds = 0;   // training + evaluation time of those epochs
+  double test_accuracy = 0;   // of the last completed epoch (0..1)
+  double test_loss = 0;       // of the last completed epoch
+  bool interrupted = false;   // a signal stopped the run (the checkpoint is the last epoch boundary)
+  // Lines with other keys, kept in order so that files round-trip unchanged.
+  std::vector<std::pair<std::string, std::string>> other;
+};
+
+// The meta text: "creator: ...\nepochs_done: 3\n..." (numbers in their shortest exact form).
+std::string meta_to_text(const CheckpointMeta& meta);
+// Parses meta text; absent keys keep their defaults. Throws std::runtime_error naming `origin`,
+// the line and the key for a line without ':' or a value of the wrong type.
+CheckpointMeta meta_from_text(const std::string& text, const std::string& origin);
+
 struct Checkpoint {
   std::string config_yaml;  // entry "config": the full resolved configuration
-  std::string meta;         // entry "meta": "key: value" lines
+  CheckpointMeta meta;      // entry "meta"
   std::string metrics_csv;  // entry "metrics": one CSV row per completed epoch
   // "model/<layer>.weight", "clip/<layer>", "optim/..."; float32 or int64, any shape.
   std::map<std::string, torch::Tensor> tensors;
   // Text entries other than config/meta/metrics, kept so that files round-trip unchanged.
   std::map<std::string, std::string> other_text;
-
-  // The value of a "key: value" line of meta; `fallback` when absent.
-  std::string meta_value(const std::string& key, const std::string& fallback = "") const;
-  void set_meta_value(const std::string& key, const std::string& value);
 };
 
 // Throws std::runtime_error naming the file and what is wrong (missing, foreign, truncated,

@@ -405,6 +405,82 @@ std::string config_keys_help() {
   return os.str();
 }
 
+namespace {
+// Shortest decimal text that reads back as exactly `v` (as Python's repr does).
+std::string shortest_number(double v) {
+  for (int precision = 1; precision <= 17; ++precision) {
+    std::ostringstream os;
+    os.precision(precision);
+    os << v;
+    if (std::strtod(os.str().c_str(), nullptr) == v) return os.str();
+  }
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      const char* hex = "0123456789abcdef";
+      out += "\\u00";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+    } else {
+      out += c;  // UTF-8 passes through (JSON text is UTF-8)
+    }
+  }
+  return out + "\"";
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Int: return "int";
+    case Kind::Real: return "real";
+    case Kind::Bool: return "bool";
+    case Kind::Choice: return "choice";
+    case Kind::Text: return "text";
+  }
+  return "?";
+}
+}  // namespace
+
+std::string config_schema_json() {
+  const Config defaults;
+  std::ostringstream os;
+  os << "{\n  \"generated_by\": \"bitnetmcu-train --dump-config-schema (from the key table of "
+        "training/config.cpp)\",\n  \"keys\": [\n";
+  const auto& table = keys();
+  for (size_t i = 0; i < table.size(); ++i) {
+    const Key& k = table[i];
+    os << "    {\"name\": " << json_string(k.name) << ", \"type\": \"" << kind_name(k.kind) << "\", \"default\": ";
+    switch (k.kind) {
+      case Kind::Int: os << defaults.*k.i; break;
+      case Kind::Real: os << shortest_number(defaults.*k.d); break;
+      case Kind::Bool: os << (defaults.*k.b ? "true" : "false"); break;
+      case Kind::Choice:
+      case Kind::Text: os << json_string(defaults.*k.s); break;
+    }
+    if (k.kind == Kind::Int)
+      os << ", \"min\": " << static_cast<long long>(k.lo) << ", \"max\": " << static_cast<long long>(k.hi);
+    if (k.kind == Kind::Real) os << ", \"min\": " << shortest_number(k.lo) << ", \"max\": " << shortest_number(k.hi);
+    if (k.kind == Kind::Choice) {
+      os << ", \"choices\": [";
+      for (size_t c = 0; c < k.choices.size(); ++c) os << (c ? ", " : "") << json_string(k.choices[c]);
+      os << "]";
+    }
+    os << ",\n     \"doc\": " << json_string(k.doc) << "}" << (i + 1 < table.size() ? "," : "") << "\n";
+  }
+  os << "  ]\n}\n";
+  return os.str();
+}
+
 std::vector<std::string> config_key_names() {
   std::vector<std::string> names;
   for (const Key& k : keys()) names.push_back(k.name);

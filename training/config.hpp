@@ -1,6 +1,6 @@
 // Training configuration: trainingparameters.yaml -> validated Config (SPEC §2-§4).
 // Every key is described once, in the key table of config.cpp; parsing, --set overrides,
-// --help text and config_to_yaml all come from that table.
+// --help text, config_to_yaml and the JSON schema the Python twin reads all come from that table.
 #pragma once
 #include <bitnetmcu/schemes.hpp>
 
@@ -95,6 +95,10 @@ void apply_override(Config& cfg, const std::string& key_equals_value);
 std::string config_to_yaml(const Config& cfg);
 // Human-readable documentation of every key (for --help).
 std::string config_keys_help();
+// Every key as JSON (name, type, default, min/max or choices, doc), in table order: what
+// `bitnetmcu-train --dump-config-schema` prints and python/bitnetmcu_torch/config_schema.json
+// holds, so that the Python trainer reads the one key table (docs: python/README.md).
+std::string config_schema_json();
 // The names of all keys, in table order.
 std::vector<std::string> config_key_names();
 

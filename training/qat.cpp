@@ -1,5 +1,6 @@
 #include "qat.hpp"
 
+#include <bitnetmcu/level_table.hpp>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -113,34 +114,28 @@ torch::Tensor broadcast_clip(const torch::Tensor& clip, const torch::Tensor& w) 
   return clip.reshape(shape);
 }
 
-// Integer levels of the symmetric schemes (half_levels) and two's complement ranges.
-int32_t half_levels(SchemeId id) { return id == SchemeId::Sym2 ? Sym2::half_levels : Sym4::half_levels; }
-std::pair<int32_t, int32_t> int_range(SchemeId id) {
-  return id == SchemeId::Int4 ? std::make_pair(Int4::lo, Int4::hi) : std::make_pair(Int8::lo, Int8::hi);
+// The engine's quantizer of each scheme as a table (bitnetmcu/level_table.hpp): exact to
+// encode()/value() by construction, so no rounding rule is restated here.
+const LevelTable& levels_of(SchemeId scheme) {
+  static const std::vector<LevelTable> tables = [] {
+    std::vector<LevelTable> t;
+    for (int i = 0; i < kNumSchemes; ++i) t.push_back(level_table(static_cast<SchemeId>(i)));
+    return t;
+  }();
+  return tables.at(static_cast<size_t>(scheme));
 }
 
-// NF4 decision boundaries computed in float exactly as NF4::encode does.
-torch::Tensor nf4_midpoints() {
-  std::vector<float> mid(15);
-  for (int c = 0; c < 15; ++c) mid[c] = 0.5f * (NF4::levels[c] + NF4::levels[c + 1]);
-  return torch::tensor(mid, torch::kFloat32);
-}
-torch::Tensor nf4_levels() {
-  return torch::tensor(std::vector<float>(NF4::levels, NF4::levels + 16), torch::kFloat32);
-}
-torch::Tensor nf4_index(const torch::Tensor& v) {
-  static const torch::Tensor mid = nf4_midpoints();
-  // right=true: a value equal to a boundary counts as above it (NF4::encode uses >=).
-  return torch::bucketize(v, mid.to(v.device()), /*out_int32=*/false, /*right=*/true);
-}
-
-// FP130 exponent: clamp(floor(log2|v|), 0, 7), exact at powers of two (frexp, not log2).
-torch::Tensor fp130_exponent(const torch::Tensor& v) {
-  const torch::Tensor a = v.abs();
-  torch::Tensor e = std::get<1>(torch::frexp(a)).to(torch::kInt32) - 1;
-  e = e.clamp(0, 7);
-  e = torch::where(a >= 128.0f, torch::full_like(e, 7), e);  // also +inf
-  return torch::where(torch::isnan(v), torch::zeros_like(e), e);
+// f(table, x) for every element x of v, into a tensor of v's shape and dtype T on v's device
+// (a plain loop over float32 on the CPU; other devices go through the CPU).
+template <class T, class F>
+torch::Tensor map_levels(const torch::Tensor& v, SchemeId scheme, torch::ScalarType out_type, F&& f) {
+  const LevelTable& table = levels_of(scheme);
+  const torch::Tensor in = v.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+  torch::Tensor out = torch::empty(in.sizes(), torch::TensorOptions().dtype(out_type));
+  const float* x = in.data_ptr<float>();
+  T* y = out.data_ptr<T>();
+  for (int64_t i = 0, n = in.numel(); i < n; ++i) y[i] = f(table, x[i]);
+  return out.to(v.device());
 }
 
 }  // namespace
@@ -155,31 +150,7 @@ torch::Tensor scaled_weights(const torch::Tensor& w, SchemeId scheme, const torc
 }
 
 torch::Tensor codes_from_scaled(const torch::Tensor& v, SchemeId scheme) {
-  torch::Tensor code;
-  switch (scheme) {
-    case SchemeId::Binary: code = (v >= 0.0f); break;
-    case SchemeId::Ternary: {
-      const torch::Tensor q = torch::round(v).clamp(-1, 1).to(torch::kInt32);
-      code = torch::where(q > 0, torch::zeros_like(q), torch::where(q < 0, torch::ones_like(q), torch::full_like(q, 2)));
-      break;
-    }
-    case SchemeId::Sym2:
-    case SchemeId::Sym4: {
-      const int32_t h = half_levels(scheme);
-      const torch::Tensor q = torch::round(v - 0.5f).clamp(-h, h - 1).to(torch::kInt32);
-      code = torch::where(q >= 0, q, h + (-q - 1));
-      break;
-    }
-    case SchemeId::Int4:
-    case SchemeId::Int8: {
-      const auto [lo, hi] = int_range(scheme);
-      code = torch::bitwise_and(torch::round(v).clamp(lo, hi).to(torch::kInt32), hi - lo);
-      break;
-    }
-    case SchemeId::FP130: code = fp130_exponent(v) + torch::where(v < 0.0f, 8, 0).to(torch::kInt32); break;
-    case SchemeId::NF4: code = nf4_index(v); break;
-  }
-  return code.to(torch::kUInt8);
+  return map_levels<uint8_t>(v, scheme, torch::kUInt8, [](const LevelTable& t, float x) { return t.code(x); });
 }
 
 torch::Tensor code_values(const torch::Tensor& codes, SchemeId scheme) {
@@ -193,27 +164,8 @@ torch::Tensor code_values(const torch::Tensor& codes, SchemeId scheme) {
 }
 
 torch::Tensor quantized_levels(const torch::Tensor& v, SchemeId scheme) {
-  switch (scheme) {
-    case SchemeId::Binary: return torch::where(v >= 0.0f, 1.0f, -1.0f).to(v.scalar_type());
-    case SchemeId::Ternary: return torch::round(v).clamp(-1, 1);
-    case SchemeId::Sym2:
-    case SchemeId::Sym4: {
-      const int32_t h = half_levels(scheme);
-      return torch::round(v - 0.5f).clamp(-h, h - 1) + 0.5f;
-    }
-    case SchemeId::Int4:
-    case SchemeId::Int8: {
-      const auto [lo, hi] = int_range(scheme);
-      return torch::round(v).clamp(lo, hi);
-    }
-    case SchemeId::FP130:
-      return torch::exp2(fp130_exponent(v).to(v.scalar_type())) * torch::where(v < 0.0f, -1.0f, 1.0f);
-    case SchemeId::NF4: {
-      static const torch::Tensor levels = nf4_levels();
-      return levels.to(v.device()).index_select(0, nf4_index(v).reshape(-1)).reshape(v.sizes());
-    }
-  }
-  throw std::invalid_argument("unknown scheme");
+  return map_levels<float>(v, scheme, torch::kFloat32, [](const LevelTable& t, float x) { return t.level(x); })
+      .to(v.scalar_type());
 }
 
 torch::Tensor quantize_codes(const torch::Tensor& w, SchemeId scheme, const torch::Tensor& clip) {

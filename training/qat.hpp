@@ -25,7 +25,7 @@ namespace bitnetmcu::train {
 // Debian's LibTorch sends torch::mm to the reference netlib BLAS.
 torch::Tensor matmul_nt(const torch::Tensor& a, const torch::Tensor& b);
 
-// ---- weight quantizers (vectorized torch twins of the engine's traits) ----------------------
+// ---- weight quantizers (the engine's traits applied to tensors; bitnetmcu/level_table.hpp) --
 
 // v: the scaled weights the engine's encode() takes (see the ScaleRule table above).
 torch::Tensor scaled_weights(const torch::Tensor& w, SchemeId scheme, const torch::Tensor& clip);
@@ -33,7 +33,7 @@ torch::Tensor scaled_weights(const torch::Tensor& w, SchemeId scheme, const torc
 torch::Tensor codes_from_scaled(const torch::Tensor& v, SchemeId scheme);
 // value(code) on every element: float level in scaled units.
 torch::Tensor code_values(const torch::Tensor& codes, SchemeId scheme);
-// value(encode(v)) computed directly (the fast path used in training).
+// value(encode(v)) without the codes (what the training forward pass uses).
 torch::Tensor quantized_levels(const torch::Tensor& v, SchemeId scheme);
 // The codes the exporter packs: codes_from_scaled(scaled_weights(w, scheme, clip)).
 torch::Tensor quantize_codes(const torch::Tensor& w, SchemeId scheme, const torch::Tensor& clip);

@@ -194,16 +194,136 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
   return evaluate(*model, load_split(cfg, false));
 }
 
+namespace {
+
+// What a run carries across epochs besides model and optimizer; the checkpoint's meta and
+// metrics entries are made from it.
+struct RunProgress {
+  int epochs_done = 0;
+  double train_seconds = 0;
+  double test_accuracy = 0, test_loss = 0;  // of the last completed epoch
+  std::string metrics;                      // CSV, header row first
+};
+
+// --resume: the checkpoint's configuration with the overrides on top; else the given one.
+Config run_config(const Config& cfg_in, const TrainOptions& options, Checkpoint& resumed) {
+  if (options.resume_path.empty()) return cfg_in;
+  resumed = load_checkpoint(options.resume_path);
+  Config cfg = config_from_yaml_text(resumed.config_yaml, "checkpoint " + options.resume_path + " (config entry)");
+  for (const auto& o : options.overrides) apply_override(cfg, o);
+  return cfg;
+}
+
+// Restores weights, optimizer state and progress from `resumed` (null: a fresh run, which
+// gets its initial clipping scalars instead).
+RunProgress resume(const Checkpoint* resumed, const std::string& path, const Config& cfg, QatModelImpl& model,
+                   Optimizer& optimizer, std::ostream& out) {
+  RunProgress p;
+  p.metrics = metrics_header(model);
+  if (!resumed) {
+    model.update_clipping(cfg);  // initial s (octav from 0.25 mean|w|), even when maxw_update_until_epoch is 0
+    return p;
+  }
+  model.load_state_tensors(resumed->tensors);
+  if (!optimizer.load(resumed->tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
+  p.epochs_done = resumed->meta.epochs_done;
+  p.train_seconds = resumed->meta.train_seconds;
+  // a finished run resumed has nothing left to train: it reports what it recorded
+  p.test_accuracy = resumed->meta.test_accuracy;
+  p.test_loss = resumed->meta.test_loss;
+  if (!resumed->metrics_csv.empty()) p.metrics = resumed->metrics_csv;
+  out << "resuming " << path << " after epoch " << p.epochs_done << "\n";
+  return p;
+}
+
+// The checkpoint of the current epoch boundary.
+Checkpoint snapshot(const Config& cfg, const QatModelImpl& model, const Optimizer& optimizer,
+                    const InputQuantizer& quantizer, const RunProgress& p) {
+  Checkpoint ck;
+  ck.config_yaml = config_to_yaml(cfg);
+  ck.metrics_csv = p.metrics;
+  ck.tensors = model.state_tensors();
+  optimizer.save(ck.tensors);
+  save_input_quantizer(ck, quantizer);
+  ck.meta.creator = std::string("bitnetmcu-train (C++, LibTorch ") + TORCH_VERSION + ")";
+  ck.meta.epochs_done = p.epochs_done;
+  ck.meta.complete = p.epochs_done >= cfg.num_epochs;
+  ck.meta.train_seconds = p.train_seconds;
+  ck.meta.test_accuracy = p.test_accuracy;
+  ck.meta.test_loss = p.test_loss;
+  return ck;
+}
+
+struct EpochTotals {
+  double train_loss = 0, train_accuracy = 0;
+};
+
+// One optimizer pass over the epoch's samples in a random order (the caller seeded torch);
+// returns early, with partial totals, when a stop signal arrives.
+EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, const DataSplit& samples, const Config& cfg, int epoch,
+                      double schedule, torch::Device device, bool progress_bar) {
+  const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
+  const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  const int64_t batches = (n + bs - 1) / bs;
+  ProgressBar bar(progress_bar, epoch + 1, cfg.num_epochs, batches, bs);
+  model.train();
+  torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
+  torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
+  for (int64_t b = 0; b < batches && !StopSignals::requested(); ++b) {
+    const torch::Tensor idx = order.narrow(0, b * bs, std::min(bs, n - b * bs));
+    const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
+    const torch::Tensor logits = model.forward(x);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step(schedule);
+    loss_sum += loss.detach() * idx.size(0);
+    correct += logits.detach().argmax(1).eq(y).sum();
+    if (bar.due()) bar.show(b + 1, loss.item<double>());
+  }
+  bar.clear();
+  EpochTotals t;
+  t.train_loss = loss_sum.item<double>() / static_cast<double>(n);
+  t.train_accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
+  return t;
+}
+
+// The console lines that open a run: the data, the sample counts, threads, device, optimizer.
+void log_run_start(std::ostream& out, const Config& cfg, const DataInfo& info, const DataSplit& train_set,
+                   const DataSplit& test_set, const Optimizer& optimizer, torch::Device device) {
+  out << "data: " << info.description << ", " << info.num_classes << " classes\n";
+  out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training samples"
+      << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
+      << " test samples, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << ", "
+      << (cfg.optimizer == "Muon" ? "Muon for " + std::to_string(optimizer.muon_parameters().size()) + " weights + Adam"
+                                  : std::string("Adam")) << "\n"
+      << std::flush;
+}
+
+// Records a completed epoch: its metrics CSV row and its console line.
+void log_epoch(std::ostream& out, const Config& cfg, const QatModelImpl& model, int epoch, double lr,
+               const EpochTotals& totals, const EvalResult& test, double secs, double eval_secs, RunProgress& p) {
+  std::string stats_line, stats_csv;
+  layer_stats(model, stats_line, stats_csv);
+  std::ostringstream row;
+  row << epoch + 1 << "," << lr << "," << totals.train_loss << "," << totals.train_accuracy << "," << test.loss << ","
+      << test.accuracy << "," << secs << "," << eval_secs << stats_csv << "\n";
+  p.metrics += row.str();
+  out << std::fixed << "epoch " << epoch + 1 << "/" << cfg.num_epochs << std::setprecision(6) << "  lr " << lr
+      << std::setprecision(4) << "  train loss " << totals.train_loss << " acc " << std::setprecision(2)
+      << 100 * totals.train_accuracy << "%  test loss " << std::setprecision(4) << test.loss << " acc "
+      << std::setprecision(2) << 100 * test.accuracy << "%  " << std::setprecision(1) << secs << " s + eval "
+      << eval_secs << " s" << std::defaultfloat << stats_line << "\n"
+      << std::flush;
+}
+
+}  // namespace
+
 TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   std::ostream& out = options.out ? *options.out : std::cout;
-  Config cfg = cfg_in;
-  Checkpoint resumed;
   const bool resuming = !options.resume_path.empty();
-  if (resuming) {
-    resumed = load_checkpoint(options.resume_path);
-    cfg = config_from_yaml_text(resumed.config_yaml, "checkpoint " + options.resume_path + " (config entry)");
-    for (const auto& o : options.overrides) apply_override(cfg, o);
-  }
+  Checkpoint resumed;
+  Config cfg = run_config(cfg_in, options, resumed);
   configure_threads(cfg);
   const torch::Device device = pick_device();
   Dataset data = load_dataset(cfg);
@@ -216,25 +336,10 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   QatModel model = build_model(cfg);
   model->to(device);
   Optimizer optimizer(model->named_parameters(), cfg);
+  RunProgress progress = resume(resuming ? &resumed : nullptr, options.resume_path, cfg, *model, optimizer, out);
 
-  int start_epoch = 0;
-  std::string metrics = metrics_header(*model);
-  double train_seconds = 0;
   TrainResult result;
   result.checkpoint_path = resuming ? options.resume_path : (fs::path(cfg.output_dir) / (cfg.run_name() + ".pt")).string();
-  if (resuming) {
-    model->load_state_tensors(resumed.tensors);
-    if (!optimizer.load(resumed.tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
-    start_epoch = std::stoi(resumed.meta_value("epochs_done", "0"));
-    train_seconds = std::stod(resumed.meta_value("train_seconds", "0"));
-    // a finished run resumed has nothing left to train: report what it recorded
-    result.test_accuracy = std::stod(resumed.meta_value("test_accuracy", "0"));
-    result.test_loss = std::stod(resumed.meta_value("test_loss", "0"));
-    if (!resumed.metrics_csv.empty()) metrics = resumed.metrics_csv;
-    out << "resuming " << options.resume_path << " after epoch " << start_epoch << "\n";
-  } else {
-    model->update_clipping(cfg);  // initial s (octav from 0.25 mean|w|), even when maxw_update_until_epoch is 0
-  }
   if (!fs::path(result.checkpoint_path).parent_path().empty())
     fs::create_directories(fs::path(result.checkpoint_path).parent_path());
   const std::string csv_path = fs::path(result.checkpoint_path).replace_extension(".csv").string();
@@ -244,22 +349,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   train_set.raw = train_set.raw.to(device);
   const Augmenter augment(cfg);
 
-  auto snapshot = [&](int epochs_done, bool complete) {
-    Checkpoint ck;
-    ck.config_yaml = config_to_yaml(cfg);
-    ck.metrics_csv = metrics;
-    ck.tensors = model->state_tensors();
-    optimizer.save(ck.tensors);
-    save_input_quantizer(ck, data.info.quantizer);
-    std::ostringstream meta;
-    meta << "creator: bitnetmcu-train (C++, LibTorch " << TORCH_VERSION << ")\n"
-         << "epochs_done: " << epochs_done << "\ncomplete: " << (complete ? "true" : "false")
-         << "\ntrain_seconds: " << train_seconds << "\ntest_accuracy: " << result.test_accuracy
-         << "\ntest_loss: " << result.test_loss << "\n";
-    ck.meta = meta.str();
-    return ck;
-  };
-  Checkpoint boundary = snapshot(start_epoch, start_epoch >= cfg.num_epochs);
+  Checkpoint boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
   // The next epoch's samples are made on a worker thread while this epoch trains.
   auto prepare = [&](int epoch) {
     return std::async(std::launch::async, [&cfg, &train_set, &augment, epoch] {
@@ -268,18 +358,11 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     });
   };
   std::future<DataSplit> next_samples;
-  if (start_epoch < cfg.num_epochs) next_samples = prepare(start_epoch);
-  result.epochs_done = start_epoch;  // advanced after each completed epoch
+  if (progress.epochs_done < cfg.num_epochs) next_samples = prepare(progress.epochs_done);
   StopSignals signals;
-  out << "data: " << data.info.description << ", " << data.info.num_classes << " classes\n";
-  out << "run " << cfg.run_name() << ": " << train_set.labels.size(0) << " training samples"
-      << (cfg.augmentation ? " (+ as many augmented)" : "") << ", " << test_set.labels.size(0)
-      << " test samples, " << torch::get_num_threads() << " threads, " << (device.is_cuda() ? "CUDA" : "CPU") << ", "
-      << (cfg.optimizer == "Muon" ? "Muon for " + std::to_string(optimizer.muon_parameters().size()) + " weights + Adam"
-                                  : std::string("Adam")) << "\n"
-      << std::flush;
+  log_run_start(out, cfg, data.info, train_set, test_set, optimizer, device);
 
-  for (int epoch = start_epoch; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
+  for (int epoch = progress.epochs_done; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
     const auto t0 = Clock::now();
     torch::manual_seed(static_cast<uint64_t>(cfg.seed) * 1000003ull + static_cast<uint64_t>(epoch));
     const double schedule = schedule_factor(cfg, epoch), lr = cfg.learning_rate * schedule;
@@ -287,55 +370,25 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
     const DataSplit samples = next_samples.get();
     if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
-    const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
-    const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));
-    const int64_t batches = (n + bs - 1) / bs;
-    ProgressBar bar(options.progress_bar, epoch + 1, cfg.num_epochs, batches, bs);
-    model->train();
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().device(device));
-    torch::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(device));
-    int64_t b = 0;
-    for (; b < batches && !StopSignals::requested(); ++b) {
-      const torch::Tensor idx = order.narrow(0, b * bs, std::min(bs, n - b * bs));
-      const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
-      const torch::Tensor logits = model->forward(x);
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step(schedule);
-      loss_sum += loss.detach() * idx.size(0);
-      correct += logits.detach().argmax(1).eq(y).sum();
-      if (bar.due()) bar.show(b + 1, loss.item<double>());
-    }
-    bar.clear();
+    const EpochTotals totals = run_epoch(*model, optimizer, samples, cfg, epoch, schedule, device, options.progress_bar);
     if (StopSignals::requested()) break;
 
     const auto t1 = Clock::now();
     const EvalResult test = evaluate(*model, test_set);
     const double secs = std::chrono::duration<double>(t1 - t0).count();
     const double eval_secs = std::chrono::duration<double>(Clock::now() - t1).count();
-    train_seconds += secs + eval_secs;
-    result.test_accuracy = test.accuracy, result.test_loss = test.loss;
-    std::string stats_line, stats_csv;
-    layer_stats(*model, stats_line, stats_csv);
-    const double train_loss = loss_sum.item<double>() / static_cast<double>(n);
-    const double train_acc = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n);
-    std::ostringstream row;
-    row << epoch + 1 << "," << lr << "," << train_loss << "," << train_acc << "," << test.loss << "," << test.accuracy << ","
-        << secs << "," << eval_secs << stats_csv << "\n";
-    metrics += row.str();
-    out << std::fixed << "epoch " << epoch + 1 << "/" << cfg.num_epochs << std::setprecision(6) << "  lr " << lr
-        << std::setprecision(4) << "  train loss " << train_loss << " acc " << std::setprecision(2) << 100 * train_acc
-        << "%  test loss " << std::setprecision(4) << test.loss << " acc " << std::setprecision(2) << 100 * test.accuracy
-        << "%  " << std::setprecision(1) << secs << " s + eval " << eval_secs << " s" << std::defaultfloat << stats_line << "\n"
-        << std::flush;
-    boundary = snapshot(epoch + 1, epoch + 1 >= cfg.num_epochs);
+    progress.train_seconds += secs + eval_secs;
+    progress.test_accuracy = test.accuracy, progress.test_loss = test.loss;
+    log_epoch(out, cfg, *model, epoch, lr, totals, test, secs, eval_secs, progress);
+    progress.epochs_done = epoch + 1;
+    boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
     save_checkpoint_atomic(result.checkpoint_path, boundary);
-    write_text_atomic(csv_path, metrics);
-    result.epochs_done = epoch + 1;
+    write_text_atomic(csv_path, progress.metrics);
   }
+  result.epochs_done = progress.epochs_done;
+  result.test_accuracy = progress.test_accuracy, result.test_loss = progress.test_loss;
   if (StopSignals::requested()) {
-    boundary.set_meta_value("interrupted", "true");
+    boundary.meta.interrupted = true;
     save_checkpoint_atomic(result.checkpoint_path, boundary);
     result.interrupted = true;
     std::cerr << "\ninterrupted by signal " << g_stop_signal << ": saved a resumable checkpoint after epoch "

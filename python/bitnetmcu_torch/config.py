@@ -1,92 +1,73 @@
 """trainingparameters.yaml -> a validated dict, with the keys, defaults and ranges of the C++
-trainer (training/config.cpp), so that either trainer reads the other's files and the exporter
-reads the config stored in a Python-written checkpoint."""
+trainer, so that either trainer reads the other's files and the exporter reads the config stored
+in a Python-written checkpoint. The keys are not restated here: config_schema.json is the output
+of `bitnetmcu-train --dump-config-schema` (the key table of training/config.cpp);
+tests/python/test_config_twin.py checks it and compares run_name/layer_scheme with the C++."""
+import json
 import math
+import os
+import re
 
 import yaml
 
-SCHEME_NAMES = ["Binary", "Ternary", "2bitsym", "4bitsym", "4bit", "8bit", "FP130", "NF4"]
-_QUANT = SCHEME_NAMES + ["None"]
-_QUANT_AUTO = _QUANT + ["auto"]
+_SCHEMA_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "config_schema.json")
 
-# name: (kind, default, choices or (lo, hi))
-KEYS = {
-    "model": ("choice", "FCMNIST", ["FCMNIST", "CNNMNIST"]),
-    "dataset": ("choice", "MNIST", ["MNIST", "FashionMNIST", "idx", "npy", "npz", "csv", "images"]),
-    "data_dir": ("text", "data", None),
-    "data_train": ("text", "", None),
-    "data_train_labels": ("text", "", None),
-    "data_test": ("text", "", None),
-    "data_test_labels": ("text", "", None),
-    "test_fraction": ("real", 0.2, (0.01, 0.9)),
-    "label_column": ("text", "label", None),
-    "csv_header": ("bool", True, None),
-    "csv_skip_rows": ("int", 0, (0, 1000000)),
-    "class_names": ("text", "", None),
-    "input_side": ("int", 16, (4, 64)),
-    "input_quantization": ("choice", "auto", ["auto", "per_image", "global", "per_feature"]),
-    "input_features": ("int", 0, (0, 65536)),
-    "classes": ("int", 0, (0, 256)),
-    "network_width1": ("int", 64, (1, 4096)),
-    "network_width2": ("int", 64, (1, 4096)),
-    "network_width3": ("int", 64, (0, 4096)),
-    "cnn_width": ("int", 32, (1, 1024)),
-    "QuantType": ("choice", "4bitsym", _QUANT),
-    "QuantType_conv1": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_conv2": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_conv3": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_fc1": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_fc2": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_fc3": ("choice", "auto", _QUANT_AUTO),
-    "QuantType_fcl": ("choice", "auto", _QUANT_AUTO),
-    "NormType": ("choice", "RMS", ["RMS", "Lin", "BatchNorm", "LayerNorm", "None"]),
-    "WScale": ("choice", "PerTensor", ["PerTensor", "PerOutput"]),
-    "maxw_algo": ("choice", "octav", ["octav", "prop"]),
-    "maxw_update_until_epoch": ("int", 60, (0, 1e6)),
-    "maxw_quantscale": ("real", 0.25, (1e-6, 1e6)),
-    "num_epochs": ("int", 10, (1, 100000)),
-    "batch_size": ("int", 128, (1, 1 << 20)),
-    "optimizer": ("choice", "Adam", ["Adam", "Muon"]),
-    "learning_rate": ("real", 0.001, (1e-12, 10)),
-    "muon_learning_rate": ("real", 0.01, (1e-12, 10)),
-    "scheduler": ("choice", "Cosine", ["StepLR", "Cosine", "CosineWarmRestarts"]),
-    "lr_decay": ("real", 0.1, (1e-9, 1)),
-    "step_size": ("int", 10, (1, 100000)),
-    "T_0": ("int", 10, (1, 100000)),
-    "T_mult": ("int", 1, (1, 1000)),
-    "halve_lr_epoch": ("int", -1, (-1, 100000)),
-    "augmentation": ("bool", True, None),
-    "rotation1": ("real", 10.0, (0, 180)),
-    "rotation2": ("real", 10.0, (0, 180)),
-    "elastictransformprobability": ("real", 0.0, (0, 1)),
-    "augmentation_interpolation": ("choice", "nearest", ["nearest", "bilinear"]),
-    "runtag": ("text", "", None),
-    "output_dir": ("text", "modeldata", None),
-    "seed": ("int", 1, (0, 2147483647)),
-    "num_threads": ("int", 0, (0, 1024)),
-    "train_subset": ("int", 0, (0, 1e9)),
-    "test_subset": ("int", 0, (0, 1e9)),
-}
+
+def _load_schema(path=_SCHEMA_PATH):
+    """{name: (kind, default, choices or (lo, hi), doc)} from the trainer's key table, as
+    `bitnetmcu-train --dump-config-schema` prints it (ctest training.config_schema_current
+    fails when the checked-in file differs from the binary's output)."""
+    with open(path, encoding="utf-8") as f:
+        schema = json.load(f)
+    keys = {}
+    for k in schema["keys"]:
+        kind, default = k["type"], k["default"]
+        rule = None
+        if kind == "choice":
+            rule = k["choices"]
+        elif kind in ("int", "real"):
+            number = int if kind == "int" else float  # JSON writes 10.0 as 10
+            default, rule = number(default), (number(k["min"]), number(k["max"]))
+        keys[k["name"]] = (kind, default, rule, k["doc"])
+    return keys
+
+
+# name: (kind, default, choices or (lo, hi), doc)
+KEYS = _load_schema()
+# The weight scheme names, in engine order (the choices of QuantType without "None").
+SCHEME_NAMES = [c for c in KEYS["QuantType"][2] if c != "None"]
 
 
 class ConfigError(ValueError):
     """A configuration problem; the message names where (file or --set) and the key."""
 
 
+# The number syntax of C's strtoll (base 10) and strtod, which the C++ trainer parses with: a
+# value either accepts is accepted by both (PyYAML's own typing would read 0x10 or 1_000 too).
+_SPACE = "[ \t\n\v\f\r]*"
+_INT = re.compile(_SPACE + "[+-]?[0-9]+")
+_REAL = re.compile(_SPACE + "[+-]?(?:(?:[0-9]+\\.?[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+                   "|0[xX](?:[0-9a-fA-F]+\\.?[0-9a-fA-F]*|\\.[0-9a-fA-F]+)(?:[pP][+-]?[0-9]+)?)")
+
+
+def _expected(key):
+    kind, _, rule, _ = KEYS[key]
+    if kind == "int":
+        return f"an integer in [{int(rule[0])}, {int(rule[1])}]"
+    if kind == "real":
+        return f"a number in [{rule[0]:g}, {rule[1]:g}]"
+    if kind == "choice":
+        return "one of " + ", ".join(rule)
+    return "true or false" if kind == "bool" else "a string"
+
+
 def _convert(where, key, value):
-    kind, _, rule = KEYS[key]
+    """The value of `key` from YAML scalar text (or a Python value), checked as the C++ does."""
+    kind, _, rule, _ = KEYS[key]
     text = str(value)
 
     def fail():
-        if kind == "int":
-            expected = f"an integer in [{int(rule[0])}, {int(rule[1])}]"
-        elif kind == "real":
-            expected = f"a number in [{rule[0]:g}, {rule[1]:g}]"
-        elif kind == "choice":
-            expected = "one of " + ", ".join(rule)
-        else:
-            expected = "true or false" if kind == "bool" else "a string"
-        raise ConfigError(f"{where}: key '{key}': expected {expected}, got '{text}'")
+        raise ConfigError(f"{where}: key '{key}': expected {_expected(key)}, got '{text}'")
 
     if kind == "bool":
         if isinstance(value, bool):
@@ -100,10 +81,13 @@ def _convert(where, key, value):
     if kind in ("int", "real"):
         if isinstance(value, bool):
             fail()
-        try:
-            number = int(text) if kind == "int" else float(text)
-        except ValueError:
-            number = None
+        number = None
+        if kind == "int" and _INT.fullmatch(text):
+            number = int(text)
+        elif kind == "real" and _REAL.fullmatch(text):
+            stripped = text.lstrip(" \t\n\v\f\r")
+            unsigned = stripped.lstrip("+-")
+            number = float.fromhex(stripped) if unsigned[:2] in ("0x", "0X") else float(stripped)
         if number is None or (kind == "real" and not math.isfinite(number)):
             fail()
         if not rule[0] <= number <= rule[1]:
@@ -114,6 +98,45 @@ def _convert(where, key, value):
     return text
 
 
+def _scalar_text(node):
+    """The text of a YAML scalar node, as yaml-cpp's Scalar() gives it; None for a null (empty,
+    ~, null) or a list or mapping. Text, not PyYAML's typed value: 'yes' stays 'yes'."""
+    if not isinstance(node, yaml.ScalarNode):
+        return None
+    if node.style is None and node.tag == "tag:yaml.org,2002:null":
+        return None
+    return node.value
+
+
+def _config_from_text(text, origin):
+    """Parses YAML text as the C++ parse_yaml does: scalar texts, file:line in errors, a key
+    given twice is an error."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{origin}: invalid YAML: {e}") from None
+    cfg = default_config()
+    if root is None or (isinstance(root, yaml.ScalarNode) and _scalar_text(root) is None):
+        return cfg  # an empty file means "all defaults"
+    if not isinstance(root, yaml.MappingNode):
+        raise ConfigError(f"{origin}:{root.start_mark.line + 1}: expected a mapping of key: value lines")
+    seen = set()
+    for key_node, value_node in root.value:
+        key, at = str(key_node.value), f"{origin}:{key_node.start_mark.line + 1}"
+        if key not in KEYS:
+            raise ConfigError(f"{at}: unknown key '{key}'; valid keys: {', '.join(KEYS)}")
+        value = _scalar_text(value_node)
+        if value is None:
+            got = "a list or mapping" if not isinstance(value_node, yaml.ScalarNode) else "nothing"
+            raise ConfigError(f"{at}: key '{key}': expected {_expected(key)}, got {got}")
+        if key in seen:
+            raise ConfigError(f"{at}: key '{key}' given twice")
+        seen.add(key)
+        cfg[key] = _convert(at, key, value)
+    _validate(cfg, origin)
+    return cfg
+
+
 def _validate(cfg, where):
     if cfg["model"] != "CNNMNIST":
         for conv in ("QuantType_conv1", "QuantType_conv2", "QuantType_conv3"):
@@ -121,6 +144,8 @@ def _validate(cfg, where):
                 raise ConfigError(f"{where}: key '{conv}': model FCMNIST has no conv layers; expected auto")
     if cfg["network_width3"] == 0 and cfg["QuantType_fc3"] != "auto":
         raise ConfigError(f"{where}: key 'QuantType_fc3': network_width3 is 0 (no fc3); expected auto")
+    if "/" in cfg["runtag"]:
+        raise ConfigError(f"{where}: key 'runtag': expected a file-name prefix without '/'")
 
 
 def default_config():
@@ -128,6 +153,7 @@ def default_config():
 
 
 def config_from_mapping(mapping, where):
+    """A configuration from a dict of Python values (keys checked, values converted)."""
     cfg = default_config()
     for key, value in (mapping or {}).items():
         if key not in KEYS:
@@ -140,17 +166,14 @@ def config_from_mapping(mapping, where):
 def load_config(path, overrides=()):
     """Reads a YAML file and applies "key=value" overrides in order."""
     with open(path, encoding="utf-8") as f:
-        mapping = yaml.safe_load(f)
-    if mapping is not None and not isinstance(mapping, dict):
-        raise ConfigError(f"{path}: expected a mapping of key: value lines")
-    cfg = config_from_mapping(mapping, path)
+        cfg = _config_from_text(f.read(), path)
     for item in overrides:
         apply_override(cfg, item)
     return cfg
 
 
 def config_from_yaml_text(text, origin="config"):
-    return config_from_mapping(yaml.safe_load(text), origin)
+    return _config_from_text(text, origin)
 
 
 def apply_override(cfg, key_equals_value):
@@ -160,20 +183,38 @@ def apply_override(cfg, key_equals_value):
         raise ConfigError(f"{where}: expected key=value")
     if key not in KEYS:
         raise ConfigError(f"{where}: unknown key '{key}'; valid keys: {', '.join(KEYS)}")
-    parsed = yaml.safe_load(value) if value else ""
-    cfg[key] = _convert(where, key, parsed if parsed is not None else value)
+    try:  # YAML scalar rules, so that --set runtag="x" behaves like the file (as the C++)
+        scalar = _scalar_text(yaml.compose(value, Loader=yaml.SafeLoader))
+    except yaml.YAMLError:
+        scalar = None
+    cfg[key] = _convert(where, key, value if scalar is None else scalar)
     _validate(cfg, where)
+
+
+def _yaml_quoted(text):
+    """A YAML double-quoted scalar that reads back as exactly `text`: quotes, backslashes and
+    control characters escaped, as the C++ trainer's yaml_quoted (a raw newline or tab would
+    change the value or break the stored config)."""
+    out = []
+    for ch in text:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\x{ord(ch):02X}")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def config_to_yaml(cfg):
     """One `key: value` line per key, in table order (as the C++ trainer writes it)."""
     lines = []
-    for key, (kind, _, _) in KEYS.items():
+    for key, (kind, _, _, _) in KEYS.items():
         value = cfg[key]
         if kind == "bool":
             text = "true" if value else "false"
         elif kind in ("choice", "text"):
-            text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            text = _yaml_quoted(str(value))
         else:
             text = repr(value)
         lines.append(f"{key}: {text}")

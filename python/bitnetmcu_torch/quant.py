@@ -4,23 +4,15 @@ tests/python/test_quant_parity.py checks every scheme against the bitnetmcu modu
 
 import torch
 
-# Per scheme: bits per weight (octav), how w is scaled before rounding, and the numerator of
-# k = numerator / s for the "clip" rule -- the constants of schemes.hpp (checked by the tests).
-SCHEMES = {
-    "Binary": dict(bpw=1.0, rule="mean_centered", numerator=1.0),
-    "Ternary": dict(bpw=1.6, rule="inv_mean_abs", numerator=1.0),
-    "2bitsym": dict(bpw=2.0, rule="clip", numerator=2.0),
-    "4bitsym": dict(bpw=4.0, rule="clip", numerator=8.0),
-    "4bit": dict(bpw=4.0, rule="clip", numerator=8.0),
-    "8bit": dict(bpw=8.0, rule="clip", numerator=128.0),
-    "FP130": dict(bpw=4.0, rule="clip", numerator=128.0),
-    "NF4": dict(bpw=4.0, rule="clip", numerator=1.0),
-}
+import bitnetmcu
 
-NF4_LEVELS = torch.tensor([-1.0, -0.6962, -0.5251, -0.3949, -0.2844, -0.1848, -0.0911, 0.0,
-                           0.0796, 0.1609, 0.2461, 0.3379, 0.4407, 0.5626, 0.723, 1.0], dtype=torch.float32)
-# Decision thresholds computed in float32 like the engine's 0.5f * (l[c] + l[c+1]).
-NF4_MIDPOINTS = (NF4_LEVELS[:-1] + NF4_LEVELS[1:]) * 0.5
+# Per scheme, from the engine's traits (schemes.hpp through the bitnetmcu module): bits per
+# weight (octav), how w is scaled before rounding, and the numerator of k = numerator / s for
+# the "clip" rule. The rounding itself is the engine's encode() (quantized_value).
+SCHEMES = {
+    name: dict(bpw=float(s.bits_per_weight), rule=s.scale_rule, numerator=float(s.clip_numerator))
+    for name, s in bitnetmcu.schemes.items()
+}
 
 
 def _row_view(t, per_output):
@@ -63,28 +55,12 @@ def weight_scale(w, scheme, clip):
 
 
 def quantized_value(v, scheme):
-    """value(encode(v)) of the engine, as a float tensor, for scaled weights v (SPEC §4 table)."""
-    if scheme == "Binary":
-        return torch.where(v >= 0, 1.0, -1.0).to(v.dtype)
-    if scheme == "Ternary":
-        return torch.round(v).clamp(-1, 1)
-    if scheme == "2bitsym":
-        return torch.round(v - 0.5).clamp(-2, 1) + 0.5
-    if scheme == "4bitsym":
-        return torch.round(v - 0.5).clamp(-8, 7) + 0.5
-    if scheme == "4bit":
-        return torch.round(v).clamp(-8, 7)
-    if scheme == "8bit":
-        return torch.round(v).clamp(-128, 127)
-    if scheme == "FP130":
-        # floor(log2|v|) exactly, from the float exponent; no zero code: v == 0 counts as +1.
-        _, exponent = torch.frexp(v.abs())
-        e = torch.where(v.abs() >= 128, 7, (exponent - 1).clamp(0, 7)).to(v.dtype)  # +inf too
-        return torch.where(v < 0, -1.0, 1.0).to(v.dtype) * torch.exp2(e)
-    if scheme == "NF4":
-        index = torch.bucketize(v, NF4_MIDPOINTS.to(v.device), right=True)  # midpoint goes up
-        return NF4_LEVELS.to(v.device)[index]
-    raise ValueError(f"unknown weight scheme '{scheme}'; valid: {', '.join(SCHEMES)}")
+    """value(encode(v)) of the engine, as a float tensor, for scaled weights v (SPEC §4 table):
+    the engine's own traits through the module (no gradient; training routes it with ste)."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown weight scheme '{scheme}'; valid: {', '.join(SCHEMES)}")
+    x = v.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy()
+    return torch.from_numpy(bitnetmcu.schemes[scheme].quantize(x)).to(device=v.device, dtype=v.dtype)
 
 
 def quantize_weight(w, scheme, clip):

@@ -1,6 +1,7 @@
 // bitnetmcu.schemes: the engine's weight-scheme traits (schemes.hpp, layout.hpp) on numpy arrays.
 // Every method forwards to the traits; nothing about a scheme is restated here.
 #include <bitnetmcu/layout.hpp>
+#include <bitnetmcu/level_table.hpp>
 #include <bitnetmcu/schemes.hpp>
 
 #include <cstring>
@@ -58,6 +59,22 @@ struct Scheme {
       using S = decltype(s);
       for (py::ssize_t i = 0; i < n; ++i) o[i] = S::encode(in[i]);
     });
+    return out;
+  }
+
+  // value(encode(v)) in one pass through the scheme's level table (level_table.hpp, exact to
+  // encode/value): the quantized weights in scaled units that PyTorch QAT uses.
+  py::array_t<float> quantize(py::array_t<float, py::array::c_style | py::array::forcecast> v) const {
+    static const std::vector<bn::LevelTable> tables = [] {
+      std::vector<bn::LevelTable> t;
+      for (int i = 0; i < bn::kNumSchemes; ++i) t.push_back(bn::level_table(static_cast<bn::SchemeId>(i)));
+      return t;
+    }();
+    const bn::LevelTable& table = tables.at(static_cast<size_t>(id));
+    py::array_t<float> out(std::vector<py::ssize_t>(v.shape(), v.shape() + v.ndim()));
+    const float* in = v.data();
+    float* o = out.mutable_data();
+    for (py::ssize_t i = 0, n = v.size(); i < n; ++i) o[i] = table.level(in[i]);
     return out;
   }
 
@@ -218,6 +235,9 @@ void bind_schemes(py::module_& m) {
                              })
       .def("encode", &Scheme::encode, py::arg("scaled"),
            "Codes (uint8, same shape) of already scaled float weights (cast to float32).")
+      .def("quantize", &Scheme::quantize, py::arg("scaled"),
+           "value(encode(v)) (float32, same shape): the quantized weights, in scaled units, of already\n"
+           "scaled float weights (cast to float32), through the scheme's exact level table; what QAT uses.")
       .def("decode", &Scheme::decode, py::arg("codes"), "Integer weights (int32) the kernels use for the codes.")
       .def("value", &Scheme::value, py::arg("codes"), "Float weights (float32, scaled units) of the codes.")
       .def("row_words", &Scheme::row_words, py::arg("n"), "Words holding one packed row of n codes.")

@@ -67,7 +67,7 @@ std::string write_checkpoint(const std::string& file, const train::Config& cfg) 
   train::QatModel model = train::build_model(cfg);
   train::Checkpoint ckpt;
   ckpt.config_yaml = train::config_to_yaml(cfg);
-  ckpt.meta = "creator: export tests\nepochs_done: 0\ncomplete: false\n";
+  ckpt.meta.creator = "export tests";
   ckpt.tensors = model->state_tensors();
   const std::string path = (temp_dir() / file).string();
   train::save_checkpoint_atomic(path, ckpt);

@@ -5,31 +5,52 @@ import pytest
 import torch
 
 import bitnetmcu
-from bitnetmcu_torch import quant
+import spec_reference
+from bitnetmcu_torch import config, quant
 
 ALL = list(quant.SCHEMES)
 
 
 def engine_values(scheme, v):
+    """value(encode(v)) through the module's separate encode and value calls."""
     s = bitnetmcu.schemes[scheme]
     return torch.from_numpy(s.value(s.encode(v.detach().numpy())))
 
 
 def boundary_values():
     """Half-integers, powers of two, NF4 midpoints and their float32 neighbours, both signs."""
+    nf4 = np.array(spec_reference.NF4_LEVELS, dtype=np.float32)
     base = np.concatenate([np.arange(-260, 260, 0.5), 2.0 ** np.arange(-3, 9),
-                           quant.NF4_MIDPOINTS.numpy(), [0.0, 1e-30]]).astype(np.float32)
+                           (nf4[:-1] + nf4[1:]) * np.float32(0.5), [0.0, 1e-30]]).astype(np.float32)
     base = np.concatenate([base, -base])
     return np.concatenate([base, np.nextafter(base, np.float32(np.inf)), np.nextafter(base, np.float32(-np.inf))])
 
 
-def test_scheme_constants_match_engine():
-    for name, spec in quant.SCHEMES.items():
+def test_scheme_names_agree():
+    """The schemes quant.py knows (the module's), and the QuantType choices of the trainer's
+    config schema (config_schema.json), are the same names in the same order."""
+    assert list(quant.SCHEMES) == list(bitnetmcu.schemes) == config.SCHEME_NAMES
+    assert config.KEYS["QuantType"][2] == config.SCHEME_NAMES + ["None"]
+
+
+def test_quantize_is_value_of_encode():
+    """Scheme.quantize (one pass, what quant.py uses) against encode then value, and against
+    the SPEC's levels written out independently (spec_reference)."""
+    v = np.concatenate([boundary_values(), np.random.default_rng(3).normal(0, 4, 5000).astype(np.float32)])
+    for name in ALL:
         s = bitnetmcu.schemes[name]
-        assert spec["bpw"] == pytest.approx(s.bits_per_weight)
-        assert spec["rule"] == s.scale_rule
-        if spec["rule"] == "clip":
-            assert spec["numerator"] == s.clip_numerator
+        assert np.array_equal(s.quantize(v), s.value(s.encode(v))), name
+    assert np.array_equal(bitnetmcu.schemes["4bitsym"].quantize(np.float32([0.49, 0.51, -9.0, 7.6])),
+                          np.float32([0.5, 0.5, -7.5, 7.5]))
+    nf4 = np.float32(spec_reference.NF4_LEVELS)
+    assert np.array_equal(bitnetmcu.schemes["NF4"].quantize(nf4), nf4)
+
+
+def test_special_values_equal_engine():
+    """NaN, infinities, signed zeros and the extremes go where the engine's encode puts them."""
+    v = torch.tensor([float("nan"), float("inf"), -float("inf"), 0.0, -0.0, 3.4e38, -3.4e38, 1e-45, -1e-45])
+    for scheme in ALL:
+        assert torch.equal(quant.quantized_value(v, scheme), engine_values(scheme, v)), scheme
 
 
 @pytest.mark.parametrize("scheme", ALL)

@@ -156,12 +156,40 @@ TEST_CASE("MNIST test split: label counts of SPEC §2 (needs data/mnist)") {
   CHECK(test.images.mean().item<double>() == Approx(0.0).margin(0.1));  // normalized
 }
 
+TEST_CASE("checkpoint meta: text format, old files' lines, and errors naming the line") {
+  CheckpointMeta m;
+  m.creator = "bitnetmcu-train (C++, LibTorch 1.13.0)";
+  m.epochs_done = 60;
+  m.complete = true;
+  m.train_seconds = 204.38;
+  m.test_accuracy = 0.9904;
+  m.test_loss = 0.0304996;
+  // the layout every shipped checkpoint has (modeldata/zoo), byte for byte
+  const std::string text =
+      "creator: bitnetmcu-train (C++, LibTorch 1.13.0)\nepochs_done: 60\ncomplete: true\ntrain_seconds: 204.38\n"
+      "test_accuracy: 0.9904\ntest_loss: 0.0304996\n";
+  CHECK(meta_to_text(m) == text);
+  const CheckpointMeta back = meta_from_text(text, "x.pt");
+  CHECK(meta_to_text(back) == text);
+  CHECK(!back.interrupted);
+  m.interrupted = true;
+  CHECK(meta_from_text(meta_to_text(m), "x.pt").interrupted);
+  CHECK(meta_from_text("", "x.pt").epochs_done == 0);  // absent keys: defaults
+  CHECK(meta_from_text("creator: python/train.py\nepochs_done: 2\ncomplete: true\n", "x.pt").complete);
+  CHECK_THROWS_WITH(meta_from_text("creator: a\nepochs_done: three\n", "x.pt"),
+                    Catch::Contains("x.pt (meta line 2)") && Catch::Contains("epochs_done"));
+  CHECK_THROWS_WITH(meta_from_text("complete: maybe\n", "x.pt"), Catch::Contains("true or false"));
+  CHECK_THROWS_WITH(meta_from_text("no colon here\n", "x.pt"), Catch::Contains("expected 'key: value'"));
+}
+
 TEST_CASE("checkpoint: round trip, atomic write, and errors on damaged or foreign files") {
   const fs::path d = temp_dir("ckpt");
   Checkpoint ck;
   ck.config_yaml = "model: \"FCMNIST\"\n";
-  ck.meta = "creator: test\n";
-  ck.set_meta_value("epochs_done", "3");
+  ck.meta.creator = "test";
+  ck.meta.epochs_done = 3;
+  ck.meta.train_seconds = 0.1;  // not exact in binary: written in its shortest exact form
+  ck.meta.other = {{"note", "kept"}};
   ck.metrics_csv = "epoch,lr\n1,0.001\n";
   ck.tensors["model/fc1.weight"] = torch::randn({4, 3});
   ck.tensors["clip/fc1"] = torch::tensor({0.5f});
@@ -173,8 +201,11 @@ TEST_CASE("checkpoint: round trip, atomic write, and errors on damaged or foreig
   CHECK(std::distance(fs::directory_iterator(d), fs::directory_iterator()) == 1);  // no temp left
   const Checkpoint back = load_checkpoint(path);
   CHECK(back.config_yaml == ck.config_yaml);
-  CHECK(back.meta_value("epochs_done") == "3");
-  CHECK(back.meta_value("creator") == "test");
+  CHECK(back.meta.epochs_done == 3);
+  CHECK(back.meta.creator == "test");
+  CHECK(back.meta.train_seconds == 0.1);
+  CHECK(back.meta.other == ck.meta.other);
+  CHECK(meta_to_text(back.meta) == meta_to_text(ck.meta));
   CHECK(back.metrics_csv == ck.metrics_csv);
   CHECK(back.other_text.at("note") == "x");
   REQUIRE(back.tensors.size() == 4);

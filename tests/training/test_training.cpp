@@ -67,7 +67,7 @@ TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accu
   const EvalResult e = evaluate_checkpoint(r.checkpoint_path, {});
   CHECK(e.accuracy == Approx(r.test_accuracy));
   CHECK(e.count == 10000);
-  CHECK(load_checkpoint(r.checkpoint_path).meta_value("complete") == "true");
+  CHECK(load_checkpoint(r.checkpoint_path).meta.complete);
 }
 
 TEST_CASE("resume continues exactly where a run stopped, optimizer state included") {
@@ -121,7 +121,7 @@ TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
   CHECK(r.interrupted);
   CHECK(r.epochs_done < 1000);
   const Checkpoint ck = load_checkpoint(r.checkpoint_path);
-  CHECK(ck.meta_value("interrupted") == "true");
-  CHECK(ck.meta_value("complete") == "false");
-  CHECK(std::stoi(ck.meta_value("epochs_done")) == r.epochs_done);
+  CHECK(ck.meta.interrupted);
+  CHECK(!ck.meta.complete);
+  CHECK(ck.meta.epochs_done == r.epochs_done);
 }
