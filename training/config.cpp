@@ -151,6 +151,8 @@ const std::vector<Key>& keys() {
                "rotation of the random affine map (+-10% shift, scale 0.9-1.1), +- degrees"),
       real_key("elastictransformprobability", &Config::elastictransformprobability, 0, 1,
                "probability of an elastic deformation (alpha 40, sigma 4)"),
+      real_key("augmentation_hflip", &Config::augmentation_hflip, 0, 1,
+               "probability of a left-right mirror of an augmented image (clothing, objects; never digits)"),
       choice_key("augmentation_interpolation", &Config::augmentation_interpolation, {"nearest", "bilinear"},
                  "sampling of the rotated/affine 28x28 image (nearest = torchvision's default, as the reference)"),
       text_key("runtag", &Config::runtag, "prefix of the run name (checkpoint file name)"),

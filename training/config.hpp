@@ -62,6 +62,7 @@ struct Config {
   bool augmentation = true;
   double rotation1 = 10, rotation2 = 10;
   double elastictransformprobability = 0;
+  double augmentation_hflip = 0;  // probability of a left-right mirror (not for digits)
   std::string augmentation_interpolation = "nearest";  // nearest (torchvision's default) | bilinear
   // run
   std::string runtag = "";

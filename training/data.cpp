@@ -148,7 +148,7 @@ torch::Tensor quantize_input(const torch::Tensor& images) {
 
 Augmenter::Augmenter(const Config& cfg)
     : rotation1_(cfg.rotation1), rotation2_(cfg.rotation2),
-      elastic_probability_(cfg.elastictransformprobability), nearest_(cfg.augmentation_interpolation == "nearest"),
+      elastic_probability_(cfg.elastictransformprobability), hflip_probability_(cfg.augmentation_hflip), nearest_(cfg.augmentation_interpolation == "nearest"),
       side_(cfg.input_side) {
   // torchvision ElasticTransform: kernel size int(8*sigma+1) made odd, sigma 4.
   const double sigma = 4.0;
@@ -193,6 +193,13 @@ torch::Tensor Augmenter::operator()(const torch::Tensor& raw, c10::optional<at::
       gx.index_add_(0, chosen, d.select(1, 0));
       gy.index_add_(0, chosen, d.select(1, 1));
     }
+  }
+  if (hflip_probability_ > 0) {
+    // Mirror: the output's column x samples the affine image at -x (pixel centres are symmetric
+    // about 0 with align_corners=false, so this is an exact left-right flip). Drawn only when
+    // enabled, so runs without it keep their random streams.
+    const torch::Tensor mirror = 1 - 2 * (torch::rand({n}, gen, opts) < hflip_probability_).to(opts.dtype());
+    gx = gx * mirror.view({n, 1, 1});
   }
   auto per_image = [n](const torch::Tensor& t) { return t.view({n, 1, 1}); };
   const torch::Tensor grid = torch::stack({per_image(c) * gx + per_image(s) * gy - per_image(c * tx + s * ty),

@@ -95,7 +95,7 @@ class Augmenter {
   torch::Tensor operator()(const torch::Tensor& raw, c10::optional<at::Generator> generator = c10::nullopt) const;
 
  private:
-  double rotation1_, rotation2_, elastic_probability_;
+  double rotation1_, rotation2_, elastic_probability_, hflip_probability_;
   bool nearest_;
   int64_t side_;
   torch::Tensor blur_kernel_;  // 1-D Gaussian, sigma 4

@@ -46,9 +46,9 @@ inline void dense_layer(const typename S::word_t* w, decltype(nullptr), uint32_t
 // (conv1, dwconv2, dwconv3).
 template <class S>
 inline void cnn_layer(const uint8_t* w, uint32_t side, uint32_t channels, uint32_t shift, const int8_t* image,
-                      int32_t* plane, int32_t* out) {
+                      int32_t* work, int32_t* out) {
   const uint32_t per_conv = channels * 9;
-  cnn_channel_block<S>(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, plane, out);
+  cnn_channel_block<S>(image, side, channels, w, w + per_conv, w + 2 * per_conv, shift, work, out);
 }
 
 // Whether a worst-case |acc| fits the int32 accumulators. The one bound both the typed model
@@ -59,11 +59,6 @@ constexpr bool fits_accumulator(int64_t worst_abs_acc) { return worst_abs_acc < 
 constexpr int64_t dense_acc_bound(uint32_t n_in, int32_t max_abs_weight, bool offset_input) {
   return static_cast<int64_t>(n_in) * (offset_input ? 255 : 128) * max_abs_weight;
 }
-
-// The CNN block's activation shift: ReLU then >> kCnnShift after each conv (SPEC §6: 4 in the
-// reference CNN). Not a training key: the exporter writes it into every CNN layer it packs, and
-// a model header or model file carries it per layer (Cnn<..., Shift, ...>, LayerDesc::shift).
-constexpr uint32_t kCnnShift = 4;
 
 // Worst-case |sum| in any stage of the CNN block, given its activation shift and max |weight|.
 constexpr int64_t cnn_acc_bound(uint32_t shift, int32_t max_abs_weight) {

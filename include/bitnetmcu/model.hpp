@@ -86,7 +86,7 @@ struct Cnn {
   static constexpr uint32_t outputs = Channels * side_out * side_out;
   static constexpr size_t weight_bytes = 3 * 9 * Channels;
   static constexpr size_t out_words = outputs;
-  static constexpr size_t work_words = (Side - 2) * (Side - 2);  // the channel plane
+  static constexpr size_t work_words = cnn_work_words(Side);  // the streamed channel block's rows
   static_assert(Side >= 8 && Side <= 64, "CNN input side out of range");
   static_assert(side_out > 0, "CNN input side too small: the block has no outputs (side 12 at least)");
   static_assert(fits_accumulator(cnn_acc_bound(Shift, S::max_abs)), "CNN activation shift too small: int32 overflow");
@@ -190,7 +190,7 @@ inline size_t layer_out_words(const LayerDesc& d) {
   return d.n_out;
 }
 inline size_t layer_work_words(const LayerDesc& d) {
-  return d.kind == LayerKind::Cnn ? (d.n_in - 2) * (d.n_in - 2) : 0;
+  return d.kind == LayerKind::Cnn ? cnn_work_words(d.n_in) : 0;
 }
 
 // Scratch needed by a run-time layer list (same rule as Model::words_a / words_b).

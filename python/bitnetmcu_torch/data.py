@@ -89,6 +89,7 @@ class Augmenter:
     def __init__(self, cfg):
         self.rotation1, self.rotation2 = cfg["rotation1"], cfg["rotation2"]
         self.elastic_probability = cfg["elastictransformprobability"]
+        self.hflip = cfg.get("augmentation_hflip", 0)
         self.mode = cfg.get("augmentation_interpolation", "nearest")  # as the C++ trainer
         x = torch.arange(33, dtype=torch.float64) - 16
         k = torch.exp(-(x * x) / (2 * 4.0 ** 2))
@@ -104,6 +105,9 @@ class Augmenter:
         theta = torch.stack([torch.stack([cos, sin, -(cos * shift[:, 0] + sin * shift[:, 1])], 1),
                              torch.stack([-sin, cos, -(-sin * shift[:, 0] + cos * shift[:, 1])], 1)], 1)
         grid = F.affine_grid(theta, list(raw28.shape), align_corners=False)
+        if self.hflip > 0:  # mirror: output column x samples the affine image's column -x
+            mirror = 1 - 2 * (torch.rand(n) < self.hflip).float()
+            grid = grid * torch.stack([mirror, torch.ones(n)], 1).view(n, 1, 1, 2)
         if self.elastic_probability > 0:
             grid = grid + self._elastic(n, size) * (torch.rand(n) < self.elastic_probability).view(n, 1, 1, 1)
         out = F.grid_sample(raw28, grid, mode=self.mode, padding_mode="zeros", align_corners=False)

@@ -284,8 +284,8 @@ TEMPLATE_TEST_CASE("cnn_channel_block equals conv/pool written out per SPEC", ""
       w[i] = S::id == SchemeId::Int8 ? static_cast<int8_t>(codes[i])
                                      : ((codes[i] & 8) ? -1 : 1) * (1 << (codes[i] & 7));
     }
-    std::vector<int32_t> plane(14 * 14), got(channels * 4);
-    cnn_layer<S>(codes.data(), 16, channels, shift, image.data(), plane.data(), got.data());
+    std::vector<int32_t> work(cnn_work_words(16)), got(channels * 4);
+    cnn_layer<S>(codes.data(), 16, channels, shift, image.data(), work.data(), got.data());
     for (uint32_t c = 0; c < channels; ++c) {
       std::vector<int32_t> p(image.begin(), image.end());
       p = conv_spec(p, 16, &w[c * 9], static_cast<int>(shift));
@@ -310,11 +310,15 @@ TEMPLATE_TEST_CASE("cnn_channel_block equals its reference twin on random sides 
     std::vector<uint8_t> codes(27 * channels);
     for (auto& c : codes) c = static_cast<uint8_t>(rng() % (S::id == SchemeId::Int8 ? 256 : 16));
     const uint32_t so = cnn_output_side(side), per = 9 * channels;
+    // the streamed block gets exactly cnn_work_words(side), then guard words it must not touch
+    const uint32_t guard = 8, sentinel = 0x5A5A5A5A;
+    std::vector<int32_t> work(cnn_work_words(side) + guard, static_cast<int32_t>(sentinel));
     std::vector<int32_t> plane((side - 2) * (side - 2)), got(channels * so * so), want(got.size());
     cnn_channel_block<S>(image.data(), side, channels, codes.data(), codes.data() + per, codes.data() + 2 * per, shift,
-                         plane.data(), got.data());
+                         work.data(), got.data());
     cnn_channel_block_ref<S>(image.data(), side, channels, codes.data(), codes.data() + per, codes.data() + 2 * per,
                              shift, plane.data(), want.data());
     REQUIRE(got == want);
+    for (uint32_t i = 0; i < guard; ++i) REQUIRE(work[cnn_work_words(side) + i] == static_cast<int32_t>(sentinel));
   }
 }

@@ -137,6 +137,21 @@ TEST_CASE("augmentation: batched, seeded, shapes kept; elastic changes images") 
   CHECK(ink.min().item<double>() > 0.75);
   CHECK(ink.max().item<double>() < 1.3);
   cfg.rotation1 = cfg.rotation2 = 0;
+  // hflip 1: every image mirrored. A blob in the left half lands in the right half.
+  {
+    Config flip = cfg;
+    flip.augmentation_hflip = 1;
+    torch::Tensor left = torch::zeros({8, 1, 28, 28});
+    left.narrow(2, 10, 8).narrow(3, 2, 8).fill_(1.0f);
+    torch::manual_seed(3);
+    const torch::Tensor m = Augmenter(flip)(left) * kMnistStd + kMnistMean;  // ink in [0,1]
+    const double left_ink = m.narrow(3, 0, 8).sum().item<double>(), right_ink = m.narrow(3, 8, 8).sum().item<double>();
+    CHECK(right_ink > 4 * left_ink);
+    flip.augmentation_hflip = 0;
+    torch::manual_seed(3);
+    const torch::Tensor k = Augmenter(flip)(left) * kMnistStd + kMnistMean;
+    CHECK(k.narrow(3, 0, 8).sum().item<double>() > 4 * k.narrow(3, 8, 8).sum().item<double>());
+  }
   cfg.elastictransformprobability = 1;
   torch::manual_seed(1);
   const torch::Tensor e = Augmenter(cfg)(raw);
