@@ -101,3 +101,18 @@ def test_muon_orthogonalizes_the_hidden_weights_only():
                for opt, _ in opts.base}
     assert by_kind == {"Adam": ["fcl.weight"], "Muon": ["fc1.weight", "fc2.weight", "fc3.weight"]}
     assert isinstance(opts.base[1][0], Muon)
+
+
+def test_augmenter_hflip_mirrors_like_the_cpp_trainer():
+    """augmentation_hflip, the same property tests/training/test_data_checkpoint.cpp checks of the
+    C++ Augmenter: with probability 1 a blob in the left half lands in the right half; with 0 it
+    stays left (shift <= 10 % and scale 0.9-1.1 cannot carry it across)."""
+    from bitnetmcu_torch.data import MNIST_MEAN, MNIST_STD, Augmenter
+    left = torch.zeros(8, 1, 28, 28)
+    left[:, :, 10:18, 2:10] = 1.0
+    cfg = {"rotation1": 0, "rotation2": 0, "elastictransformprobability": 0}
+    for hflip, lands_right in ((1.0, True), (0.0, False)):
+        torch.manual_seed(3)
+        ink = Augmenter(dict(cfg, augmentation_hflip=hflip))(left) * MNIST_STD + MNIST_MEAN
+        left_ink, right_ink = ink[..., :8].sum().item(), ink[..., 8:].sum().item()
+        assert (right_ink > 4 * left_ink) if lands_right else (left_ink > 4 * right_ink)

@@ -16,54 +16,24 @@ namespace bitnetmcu {
 // a model header or model file carries it per layer (Cnn<..., Shift, ...>, LayerDesc::shift).
 constexpr uint32_t kCnnShift = 4;
 
-// row[x] +-= p[x] << e over [row, end). Out of line so that on RV32E all its values stay in
-// registers (inlined into the conv, GCC spills e to the stack: 11 instead of 8 per tap).
-template <class T, bool Negative>
-__attribute__((noinline)) void add_shifted_row(int32_t* row, int32_t* end, const T* p, uint32_t e) {
-  do {
-    const int32_t v = shl(static_cast<int32_t>(*p++), e);
-    *row = Negative ? *row - v : *row + v;
-  } while (++row != end);
-}
-
 // out[y][x] = max(0, sum_{ky,kx} w[ky][kx] * in[y+ky][x+kx]) >> shift, for a valid 3x3
-// convolution of an h x w plane. `out` (h-2) x (w-2) may alias `in`: output (y, x) is written
-// at y*(w-2)+x, at or before every input position still to be read.
+// convolution of an h x w plane: the plain reference (decode, multiply, add) for every scheme.
+// `out` (h-2) x (w-2) may alias `in`: output (y, x) is written at y*(w-2)+x, at or before every
+// input position still to be read.
 template <class S, class T>
 inline void conv3x3_relu_shift(const T* in, uint32_t h, uint32_t w, const uint8_t* k, uint32_t shift,
                                int32_t* out) {
   const uint32_t oh = h - 2, ow = w - 2;
-  if constexpr (S::multiples == Multiples::PowersOfTwo) {
-    // Shift-only weights: tap-major over one output row at a time. Each tap's shift and sign
-    // stay in registers for a whole row, so a tap costs a load, a shift, an add and a store.
-    // The row is written over input row y, which no later output row reads.
-    int32_t row[62];  // ow <= 62 (Side <= 64)
-    for (uint32_t y = 0; y < oh; ++y, in += w) {
-      for (uint32_t x = 0; x < ow; ++x) row[x] = 0;
-      const T* tap_row = in;
-      const uint8_t* kk = k;
-      for (uint32_t ky = 0; ky < 3; ++ky, tap_row += w) {
-        for (uint32_t kx = 0; kx < 3; ++kx, ++kk) {
-          if (*kk & 8u)
-            add_shifted_row<T, true>(row, row + ow, tap_row + kx, *kk & 7u);
-          else
-            add_shifted_row<T, false>(row, row + ow, tap_row + kx, *kk & 7u);
-        }
-      }
-      for (uint32_t x = 0; x < ow; ++x) *out++ = row[x] < 0 ? 0 : (row[x] >> shift);
-    }
-  } else {
-    int32_t kw[9];  // decoded once per plane
-    for (uint32_t i = 0; i < 9; ++i) kw[i] = S::decode(k[i]);
-    for (uint32_t y = 0; y < oh; ++y, in += w) {  // pointers only: no index multiply on RV32EC
-      for (uint32_t x = 0; x < ow; ++x) {
-        const T* p = in + x;
-        const int32_t* kk = kw;
-        int32_t s = 0;
-        for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
-          for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(static_cast<int32_t>(p[kx]), kk[kx]);
-        *out++ = s < 0 ? 0 : (s >> shift);
-      }
+  int32_t kw[9];  // decoded once per plane
+  for (uint32_t i = 0; i < 9; ++i) kw[i] = S::decode(k[i]);
+  for (uint32_t y = 0; y < oh; ++y, in += w) {  // pointers only: no index multiply on RV32EC
+    for (uint32_t x = 0; x < ow; ++x) {
+      const T* p = in + x;
+      const int32_t* kk = kw;
+      int32_t s = 0;
+      for (uint32_t ky = 0; ky < 3; ++ky, p += w, kk += 3)
+        for (uint32_t kx = 0; kx < 3; ++kx) s += mul_i32(static_cast<int32_t>(p[kx]), kk[kx]);
+      *out++ = s < 0 ? 0 : (s >> shift);
     }
   }
 }
@@ -87,7 +57,8 @@ inline void maxpool2x2(const int32_t* in, uint32_t h, uint32_t w, int32_t* out) 
 // conv1 (1->C) -> ReLU>>shift -> dwconv2 -> ReLU>>shift -> pool -> dwconv3 -> ReLU>>shift -> pool.
 // image: n x n int8 (n = 16); out: C * ((n-4)/2 - 2)/2 squared values, channel-major
 // (flatten order of a [C][2][2] tensor). plane: (n-2)*(n-2) int32 scratch.
-// The plain composition of the steps above: the reference twin of the fast FP130 block below.
+// The plain composition of the steps above over full planes: the reference twin of the streamed
+// cnn_channel_block below.
 template <class S>
 inline void cnn_channel_block_ref(const int8_t* image, uint32_t n, uint32_t channels, const uint8_t* w1,
                                   const uint8_t* w2, const uint8_t* w3, uint32_t shift, int32_t* plane,
