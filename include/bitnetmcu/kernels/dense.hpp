@@ -69,22 +69,23 @@ constexpr bool int16_tables = S::family == DenseFamily::Nibble && S::max_abs * 2
 // t[c] = decode(c) * a as int16, two entries per word (code 2j in the low half): 8 stores per
 // table instead of 16. A word is hi * 65536 + lo exactly (E below, built for both lanes at once
 // by adding or shifting E), plus 65536 when lo < 0 (the borrow the low half took from the high
-// half); the negative codes' words are -E plus their own correction.
+// half). For a != 0 the low halves of one sign half share a sign: the positive codes' words
+// need b = 65536 when a < 0, the negative codes' words 65536 - b, so a negative code's word is
+// 65536 - (its positive twin's word). a = 0 (a padded group) takes zero_table16.
 template <class S>
 __attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) {
   static_assert(int16_tables<S>, "int16 tables: 4bitsym and FP130");
   const uint32_t ua = static_cast<uint32_t>(a);
-  const uint32_t b = (ua >> 31) << 16;          // positive codes: lo < 0 when a < 0
-  const uint32_t bn = ((0u - ua) >> 31) << 16;  // negative codes: lo < 0 when a > 0
+  const uint32_t b = (ua >> 31) << 16;
   if constexpr (S::multiples == Multiples::OddMultiples) {
     // codes 2j, 2j+1 -> (4j+1) a, (4j+3) a; codes 8+2j, 9+2j -> their negations
     const uint32_t both = (ua << 16) + ua;  // a in both lanes
-    const uint32_t step = both << 2, c = b + bn;
+    const uint32_t step = both << 2;
     uint32_t e = both + (ua << 17) + b;  // (lo a, hi 3a) + correction
 #pragma GCC unroll 4
     for (uint32_t j = 0; j < 4; ++j, e += step) {
       w[j] = e;
-      w[4 + j] = c - e;
+      w[4 + j] = 0x10000u - e;
     }
   } else {
     // codes 2j, 2j+1 -> a << 2j, a << (2j+1); codes 8+2j, 9+2j -> their negations
@@ -92,9 +93,12 @@ __attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) 
 #pragma GCC unroll 4
     for (uint32_t j = 0; j < 4; ++j, e <<= 2) {
       w[j] = e + b;
-      w[4 + j] = bn - e;
+      w[4 + j] = 0x10000u - b - e;
     }
   }
+}
+inline void zero_table16(uint32_t* w) {
+  for (uint32_t j = 0; j < 8; ++j) w[j] = 0;
 }
 
 // ---- 1/2/4-bit codes: groups of four inputs ---------------------------------------------------
@@ -260,7 +264,12 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
   constexpr uint32_t n = 1u << S::code_bits;
   if constexpr (int16_tables<S>) {
     uint32_t w[kGroup * n / 2];  // two int16 entries per word
-    for (uint32_t k = 0; k < kGroup; ++k) fill_table16<S>(a[k], w + k * (n / 2));
+    for (uint32_t k = 0; k < kGroup; ++k) {
+      if (a[k])
+        fill_table16<S>(a[k], w + k * (n / 2));
+      else
+        zero_table16(w + k * (n / 2));  // a padded group's zero inputs
+    }
     const int16_t* t = reinterpret_cast<const int16_alias_t*>(w);
     add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
     if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
