@@ -301,22 +301,22 @@ inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n
   }
 }
 
+// p[h * n + l] = (t[h] << 16) + t[l]. For 2-bit codes the four row heads are h0, h1 = 3 h0 and
+// their negations, each row head + {a, 3a, -a, -3a}: 6 instructions of set-up and an add and a
+// store per entry (GCC, given the generic double loop, recomputed shifted negations per row).
 template <class S>
-inline void fill_pair_table(int32_t a, int32_t* p) {
-  constexpr uint32_t n = 1u << S::code_bits;
-  int32_t t[n];  // in registers: written out, not through fill_table's out-of-line call
+__attribute__((always_inline)) inline void fill_pair_table(int32_t a, int32_t* p) {
   static_assert(S::family == DenseFamily::PairBits, "pair tables: 1- and 2-bit codes");
   if constexpr (S::code_bits == 2) {
     static_assert(S::multiples == Multiples::OddMultiples, "2-bit pair tables: [sign | mag] codes");
-    t[0] = a, t[1] = a + a + a, t[2] = -a, t[3] = -t[1];  // [sign | mag] -> +-(2 mag + 1) a
+    const int32_t a3 = a + a + a;  // [sign | mag] -> +-(2 mag + 1) a: t = {a, 3a, -a, -3a}
+    const int32_t head[4] = {shl(a, 16), shl(a3, 16), -shl(a, 16), -shl(a3, 16)};
+#pragma GCC unroll 4
+    for (uint32_t h = 0; h < 4; ++h, p += 4) p[0] = head[h] + a, p[1] = head[h] + a3, p[2] = head[h] - a, p[3] = head[h] - a3;
   } else {
-    t[0] = mul_const<S::decode(0)>(a), t[1] = mul_const<S::decode(1)>(a);  // Binary: -a, a
-  }
-#pragma GCC unroll 4
-  for (uint32_t h = 0; h < n; ++h) {
-    const int32_t hi = shl(t[h], 16);
-#pragma GCC unroll 4
-    for (uint32_t l = 0; l < n; ++l) p[h * n + l] = hi + t[l];
+    const int32_t t0 = mul_const<S::decode(0)>(a), t1 = mul_const<S::decode(1)>(a);  // Binary: -a, a
+    const int32_t h0 = shl(t0, 16), h1 = shl(t1, 16);
+    p[0] = h0 + t0, p[1] = h0 + t1, p[2] = h1 + t0, p[3] = h1 + t1;
   }
 }
 
@@ -571,7 +571,8 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
     if (g.packed) detail::unpack_lane_pairs(acc, static_cast<uint32_t>(mul_const<5>(static_cast<int32_t>(full))));
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
-    detail::GroupScan scan{x, x + n_in, x, x_offset, cols, full, {}, {}, {}};
+    detail::GroupScan scan;  // the group arrays are written before they are read: not zeroed (a memset call)
+    scan.x = x, scan.end = x + n_in, scan.begin = x, scan.offset = x_offset, scan.cols = cols, scan.full = full;
     // PairBits: lane pairs packed while max_abs * sum |a| <= 32767 (see add_group_pairs)
     const uint32_t packed_pairs = (full << S::log2_codes_per_word) >> 1;
     uint32_t bound = 0;
