@@ -98,7 +98,7 @@ TEST_CASE("Ternary: packed lane pairs equal dense_ref on both sides of the int16
 
 // The int16 tables (two entries per word) hold decode(c) * a for every input value a layer can
 // see (int8 minus an int8 offset), exactly like the int32 tables; a = 0 through zero_table16.
-TEMPLATE_TEST_CASE("fill_table16 equals fill_table for every a in [-255, 255]", "", Sym4, FP130) {
+TEMPLATE_TEST_CASE("fill_table16 equals fill_table for every a in [-255, 255]", "", Sym4, FP130, Int4) {
   using S = TestType;
   STATIC_REQUIRE(detail::int16_tables<S>);
   for (int32_t a = -255; a <= 255; ++a) {

@@ -59,11 +59,12 @@ inline void fill_table(int32_t a, int32_t* t) {
   }
 }
 
-// int16 tables: for 4-bit schemes whose multiples of an int8 input minus an int8 offset fit
-// int16 (|decode| * 255 < 2^15: 4bitsym, FP130), symmetric in sign (t[8 + c] = -t[c]).
+// int16 tables: for the 4-bit schemes whose multiples of an int8 input minus an int8 offset fit
+// int16 (|decode| * 255 < 2^15: 4bitsym, FP130, 4bit) and are built by fill_table16.
 template <class S>
 constexpr bool int16_tables = S::family == DenseFamily::Nibble && S::max_abs * 255 < 32768 &&
-                              (S::multiples == Multiples::OddMultiples || S::multiples == Multiples::PowersOfTwo) &&
+                              (S::multiples == Multiples::OddMultiples || S::multiples == Multiples::PowersOfTwo ||
+                               S::multiples == Multiples::Integers) &&
                               __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
 
 // t[c] = decode(c) * a as int16, two entries per word (code 2j in the low half): 8 stores per
@@ -74,7 +75,7 @@ constexpr bool int16_tables = S::family == DenseFamily::Nibble && S::max_abs * 2
 // 65536 - (its positive twin's word). a = 0 (a padded group) takes zero_table16.
 template <class S>
 __attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) {
-  static_assert(int16_tables<S>, "int16 tables: 4bitsym and FP130");
+  static_assert(int16_tables<S>, "int16 tables: 4bitsym, FP130, 4bit");
   const uint32_t ua = static_cast<uint32_t>(a);
   const uint32_t b = (ua >> 31) << 16;
   if constexpr (S::multiples == Multiples::OddMultiples) {
@@ -87,6 +88,17 @@ __attribute__((always_inline)) inline void fill_table16(int32_t a, uint32_t* w) 
       w[j] = e;
       w[4 + j] = 0x10000u - e;
     }
+  } else if constexpr (S::multiples == Multiples::Integers) {
+    // codes 2j, 2j+1 -> 2j a, (2j+1) a; codes 8+2j, 9+2j -> (2j-8) a, (2j-7) a. Low halves: 0 for
+    // code 0, the sign of a for codes 2, 4, 6, the opposite sign for codes 8..14.
+    const uint32_t both = (ua << 16) + ua, step = both << 1;
+    const uint32_t hi = ua << 16;  // (lo 0, hi a): code 0's word
+    w[0] = hi;
+    uint32_t e = hi + step + b, n = hi - (both << 3) + (0x10000u - b);
+#pragma GCC unroll 4
+    for (uint32_t j = 1; j < 4; ++j, e += step) w[j] = e;
+#pragma GCC unroll 4
+    for (uint32_t j = 4; j < 8; ++j, n += step) w[j] = n;
   } else {
     // codes 2j, 2j+1 -> a << 2j, a << (2j+1); codes 8+2j, 9+2j -> their negations
     uint32_t e = (ua << 17) + ua;  // (lo a, hi 2a)
