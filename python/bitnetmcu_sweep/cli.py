@@ -21,6 +21,7 @@ OUT/frontier.md and OUT/frontier.{png,svg} hold the Pareto frontiers.
   bitnetmcu-sweep sweeps/tiny_fc.yaml --backend slurm --no-wait; bitnetmcu-sweep sweeps/tiny_fc.yaml --collect
   bitnetmcu-sweep sweeps/tiny_fc.yaml --report --top 5      # tables and plot of what is there
   bitnetmcu-sweep sweeps/tiny_fc.yaml --export-best fc_tiny # best fitting run -> modeldata/ (zoo)
+  bitnetmcu-sweep sweeps/tiny_fc.yaml --export-best fc_tiny2 --run 16d42a34b1  # that run instead
 Exit status: 0 done (failed runs are rows, not errors), 1 error, 2 bad sweep file or usage.
 """
 
@@ -52,6 +53,8 @@ def parse_args(argv):
     ap.add_argument("--top", type=int, default=5, metavar="N", help="print the N best fitting runs (default 5)")
     ap.add_argument("--export-best", metavar="NAME", help="export the best fitting run into modeldata/ as NAME "
                     "(checkpoint into modeldata/zoo/, header, model file, report, plots, the sweep row)")
+    ap.add_argument("--run", metavar="RUN_ID", help="with --export-best: export this run of the results table instead "
+                    "of the best one (it must fit the target)")
     ap.add_argument("--export-dir", help="the modeldata folder --export-best writes to (default: the repository's modeldata/)")
     ap.add_argument("--run-task", nargs=2, metavar=("TASKS_JSON", "INDEX"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -96,14 +99,23 @@ def write_report(sweep, out_dir, top_n):
     return rows
 
 
-def export_best(sweep, out_dir, name, tools, modeldata):
-    """Copies the best fitting run's checkpoint to <modeldata>/zoo/<name>_<run name>.pt (the zoo's
-    naming, scripts/zoo.sh) and exports it into <modeldata>/ with --target; writes the sweep row,
-    the sweep file and the recipe (its overrides) to <modeldata>/zoo/<name>.sweep.json."""
-    best = frontier.top(list(results.load_rows(out_dir).values()), 1)
-    if not best:
-        raise SystemExit(f"bitnetmcu-sweep: no run in {out_dir} fits {sweep.target.chip}: nothing to export")
-    row = best[0]
+def export_best(sweep, out_dir, name, tools, modeldata, run_id=None):
+    """Copies the best fitting run's checkpoint (or run `run_id`'s) to <modeldata>/zoo/<name>_<run
+    name>.pt (the zoo's naming, scripts/zoo.sh) and exports it into <modeldata>/ with --target;
+    writes the sweep row, the sweep file and the recipe (its overrides) to <modeldata>/zoo/<name>.sweep.json."""
+    rows = list(results.load_rows(out_dir).values())
+    if run_id:
+        row = next((r for r in rows if r["run_id"] == run_id), None)
+        if row is None:
+            raise SystemExit(f"bitnetmcu-sweep: --run {run_id}: no such run in {out_dir}/results.jsonl")
+        if row["status"] != "ok" or not row["fits"]:
+            raise SystemExit(f"bitnetmcu-sweep: --run {run_id}: status {row['status']}, fits {row['fits']}: "
+                             f"only a finished run that fits {sweep.target.chip} can be exported")
+    else:
+        best = frontier.top(rows, 1)
+        if not best:
+            raise SystemExit(f"bitnetmcu-sweep: no run in {out_dir} fits {sweep.target.chip}: nothing to export")
+        row = best[0]
     zoo = os.path.join(modeldata, "zoo")
     os.makedirs(zoo, exist_ok=True)
     ckpt = os.path.join(zoo, f"{name}_{row['run_name']}.pt")  # run_name: without the sweep's runtag
@@ -143,7 +155,8 @@ def main(argv=None, source_dir=None):
         return 0
     tools = tools_from(a, source_dir)
     if a.export_best:
-        export_best(sweep, out_dir, a.export_best, tools, os.path.abspath(a.export_dir or os.path.join(source_dir, "modeldata")))
+        export_best(sweep, out_dir, a.export_best, tools, os.path.abspath(a.export_dir or os.path.join(source_dir, "modeldata")),
+                    a.run)
         return 0
     if a.collect:
         job_id, missing = backends.wait_and_collect(out_dir)

@@ -312,6 +312,17 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     report = json.loads((modeldata / "tiny_best.report.json").read_text())
     assert report["verification"]["int_accuracy"] == best["engine_accuracy"] and report["target"]["fits"]
     assert (modeldata / "tiny_best.h").exists() and len(list((modeldata / "zoo").glob("tiny_best_FCMNIST_*.pt"))) == 1
+    # a chosen run instead of the best; one that does not fit, or is not there, is refused
+    other = rows[14] if best is rows[13] else rows[13]
+    p = subprocess.run(cmd + ["--export-best", "tiny_other", "--run", other["run_id"], "--export-dir", str(modeldata)],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert json.loads((modeldata / "zoo" / "tiny_other.sweep.json").read_text())["row"]["run_id"] == other["run_id"]
+    for bad, why in ((rows[1]["run_id"], "only a finished run that fits"), ("0123456789", "no such run")):
+        p = subprocess.run(cmd + ["--export-best", "tiny_bad", "--run", bad, "--export-dir", str(modeldata)],
+                           capture_output=True, text=True)
+        assert p.returncode != 0 and why in p.stderr, p.stdout + p.stderr
+    assert not (modeldata / "tiny_bad.h").exists()
 
 
 SLOW_TRAINER = """\
