@@ -48,6 +48,10 @@ MODELS=(
   "cnn24_v003|ch32v003|model=CNNMNIST cnn_width=24 QuantType=4bitsym QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130 network_width1=96 network_width2=64 network_width3=0 num_threads=1"
   "cnn16_v003|ch32v003|model=CNNMNIST cnn_width=16 QuantType=4bitsym QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130 network_width1=96 network_width2=64 network_width3=0"
   "cnn16|ch32v002|model=CNNMNIST cnn_width=16 QuantType=4bitsym network_width1=96 network_width2=64 network_width3=0"
+  # <= 1.2 KB of weights (issue 12's frontier): tiny CNNs from sweeps/tiny_cnn_1k.yaml (runs 792d73f068 and
+  # f215ef342a, modeldata/zoo/<name>.sweep.json): 12 channels, fc 32/16, 8bit or FP130 convs
+  "cnn12_1k|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true"
+  "cnn12_1k_fp130|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130"
   # 30 epochs and one thread: what fitted this session's time on 2 shared cores (2 threads spin when loaded).
   # No chip ("-"): with the streamed CNN block (~250 B more code for 8bit convs) its firmware is
   # 204 B over the 16 KB flash; it fits the CH32V003's RAM now, so fc1 88 wide would fit both chips.
