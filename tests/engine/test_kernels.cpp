@@ -247,6 +247,23 @@ TEST_CASE("mul_const and mul_shift_add equal multiplication") {
   REQUIRE(mul_const<15>(-128) == -1920);
 }
 
+// The signed-digit programs of the conv rows on RV32EC: every weight any conv scheme decodes to
+// (|k| <= 256), times values over the whole int32 range (the product wraps like the hardware's).
+TEST_CASE("mul_by_program(v, mul_program(k)) equals v * k") {
+  std::mt19937 rng(6);
+  for (int32_t k = -256; k <= 256; ++k) {
+    const MulProgram m = mul_program(k);
+    INFO("k " << k);
+    REQUIRE((m.pos >> 24) == 0);  // at most six 4-bit steps and the end mark
+    for (int i = 0; i < 200; ++i) {
+      const int32_t v = i < 100 ? static_cast<int32_t>(rng() % 4097) - 2048 : static_cast<int32_t>(rng());
+      const int32_t want = static_cast<int32_t>(static_cast<uint32_t>(v) * static_cast<uint32_t>(k));
+      REQUIRE(mul_by_program(v, m) == want);
+    }
+    REQUIRE(mul_by_program(INT32_MIN, m) == static_cast<int32_t>(0x80000000u * static_cast<uint32_t>(k)));
+  }
+}
+
 // ---- conv / pool / CNN block ------------------------------------------------------------------
 
 namespace {

@@ -43,7 +43,7 @@ KernelBytes dense_kernel_bytes(SchemeId id) {
 // every other scheme (8bit, the SPEC's CNN) runs the generic multiply loop (its calls to the
 // software multiply cost a little more code where there is no `mul`).
 size_t cnn_block_bytes(SchemeId id, bool has_multiplier) {
-  return id == SchemeId::FP130 ? 3485 : (has_multiplier ? 760 : 850);
+  return id == SchemeId::FP130 ? 3485 : (has_multiplier ? 620 : 1090);
 }
 
 // RAM besides the scratch buffers: call stack (measured bounds 352..448) plus globals.

@@ -1,7 +1,8 @@
 // 3x3 valid convolution, 2x2 max-pool and the channel-sequential depthwise CNN block
 // (SPEC §3, §6). Conv weights are codes of a scheme S, one byte each, [channel][3][3]; for 8bit
 // (the SPEC's CNN) the byte is the int8 weight itself. 8bit and the other multi-level schemes
-// multiply (mul_i32: the hardware `mul` where the target has one, shift-and-add otherwise);
+// multiply (the hardware `mul` where the target has one, shifts and adds by each weight's
+// signed digits otherwise: mul_program);
 // FP130 conv weights are a shift and a sign, so a CNN with FP130 convs needs no multiplier.
 #pragma once
 #include <stdint.h>
@@ -135,26 +136,42 @@ inline void fp130_kernel_row(int32_t* acc, uint32_t n, const T* p, const uint8_t
   }
 }
 
-// The multiplying schemes' kernel row, out of line: one copy per input type and mode (flash).
-template <class T, RowMode M>
-__attribute__((noinline)) void mul_tap_row(int32_t* acc, int32_t* end, const T* p, int32_t k0, int32_t k1,
-                                           int32_t k2) {
+// The multiplying schemes' kernel row, out of line: one copy per scheme and input type (flash),
+// the first kernel row's "write" and the others' "add" a run-time mask (keep: 0 or ~0; Init reads
+// acc but keeps none of it, so an in-place conv3 still works).
+template <class S, class T>
+__attribute__((noinline)) void mul_tap_row(int32_t* acc, int32_t* end, const T* p, const uint8_t* k, uint32_t keep) {
+#if defined(__riscv) && !defined(__riscv_mul)
+  // no multiplier: the row's three weights as signed-digit programs, built once per row
+  const MulProgram m0 = mul_program(S::decode(k[0])), m1 = mul_program(S::decode(k[1])),
+                   m2 = mul_program(S::decode(k[2]));
   do {
-    store_row_sum<M>(acc, mul_i32(static_cast<int32_t>(p[0]), k0) + mul_i32(static_cast<int32_t>(p[1]), k1) +
-                              mul_i32(static_cast<int32_t>(p[2]), k2));
+    const int32_t s = mul_by_program(static_cast<int32_t>(p[0]), m0) + mul_by_program(static_cast<int32_t>(p[1]), m1) +
+                      mul_by_program(static_cast<int32_t>(p[2]), m2);
+    *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) & keep) + s;
     ++p;
   } while (++acc != end);
+#else
+  const int32_t k0 = S::decode(k[0]), k1 = S::decode(k[1]), k2 = S::decode(k[2]);
+  do {
+    const int32_t s = mul_i32(static_cast<int32_t>(p[0]), k0) + mul_i32(static_cast<int32_t>(p[1]), k1) +
+                      mul_i32(static_cast<int32_t>(p[2]), k2);
+    *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) & keep) + s;
+    ++p;
+  } while (++acc != end);
+#endif
 }
 
 // One kernel row of any scheme: FP130 as above; the multi-level schemes decode the row's three
-// codes and multiply (mul_i32: `mul`, or shift-and-add on RV32EC).
+// codes and multiply (`mul`, or on RV32EC the weights' signed-digit programs).
 template <class S, class T, RowMode M>
 inline void kernel_row(int32_t* acc, uint32_t n, const T* p, const uint8_t* k) {
   if constexpr (S::multiples == Multiples::PowersOfTwo) {
     fp130_kernel_row<T, M>(acc, n, p, k);
   } else {
     // (Init must write as it goes, not zero first: conv3 runs in place, its output row over its input row)
-    mul_tap_row<T, M>(acc, acc + n, p, S::decode(k[0]), S::decode(k[1]), S::decode(k[2]));
+    static_assert(M != RowMode::AddReluShift, "multiplying schemes apply ReLU>>shift in a pass of their own");
+    mul_tap_row<S, T>(acc, acc + n, p, k, M == RowMode::Init ? 0u : ~0u);
   }
 }
 
