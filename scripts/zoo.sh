@@ -52,6 +52,10 @@ MODELS=(
   # f215ef342a, modeldata/zoo/<name>.sweep.json): 12 channels, fc 32/16, 8bit or FP130 convs
   "cnn12_1k|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true"
   "cnn12_1k_fp130|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130"
+  # the CH32V003 with 8bit convs (signed-digit shifts and adds on RV32EC), from sweeps/cnn_frontier.yaml
+  # (runs 518945e204 and 42fe1a0a3a): <= 4 KB of weights (32 channels, fc 48/48) and cnn64 with fc1 48
+  "cnn32_4k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=32 network_width1=48 network_width2=48"
+  "cnn64_8k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=64 network_width1=48 network_width2=64"
   # 30 epochs and one thread: what fitted this session's time on 2 shared cores (2 threads spin when loaded).
   # No chip ("-"): with the streamed CNN block (~250 B more code for 8bit convs) its firmware is
   # 204 B over the 16 KB flash; it fits the CH32V003's RAM now, so fc1 88 wide would fit both chips.
