@@ -56,6 +56,9 @@ MODELS=(
   # (runs 518945e204 and 42fe1a0a3a): <= 4 KB of weights (32 channels, fc 48/48) and cnn64 with fc1 48
   "cnn32_4k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=32 network_width1=48 network_width2=48"
   "cnn64_8k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=64 network_width1=48 network_width2=64"
+  # cnn64 with fc1 88 (fits the 16 KB flash of both chips), 60 epochs, Muon: sweeps/cnn_v002.yaml run
+  # eb54f207b3 (Adam: 99.44 %); its chip images for the CH32V003 and CH32V002 are both built
+  "cnn64_fc88|ch32v002|model=CNNMNIST QuantType=4bitsym cnn_width=64 network_width1=88 network_width2=64 network_width3=0 num_epochs=60 num_threads=1 optimizer=Muon"
   # 30 epochs and one thread: what fitted this session's time on 2 shared cores (2 threads spin when loaded).
   # No chip ("-"): with the streamed CNN block (~250 B more code for 8bit convs) its firmware is
   # 204 B over the 16 KB flash; it fits the CH32V003's RAM now, so fc1 88 wide would fit both chips.
