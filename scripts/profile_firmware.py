@@ -21,8 +21,8 @@ import subprocess
 import sys
 import tempfile
 
-QEMU = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-nographic", "-cpu", "rv32",
-        "-icount", "shift=0", "-semihosting-config", "enable=on,target=native"]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
+from bitnetmcu_sweep.runner import INSTRET, QEMU  # noqa: E402  the twins' command line (ends with -kernel)
 
 
 def fail(msg):
@@ -30,9 +30,11 @@ def fail(msg):
 
 
 def trace(elf, log):
-    """Returns (instructions of each block start address, executions of each block start)."""
-    subprocess.run(QEMU + ["-d", "exec,nochain,in_asm", "-D", log, "-kernel", elf], stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, timeout=3600)
+    """Returns (the instructions of each block, by start address; executions of each block start;
+    the twin's image count from its summary line "... images N correct C mean_instret M")."""
+    run = subprocess.run(QEMU[:-1] + ["-d", "exec,nochain,in_asm", "-D", log, "-kernel", elf], stdin=subprocess.DEVNULL,
+                         capture_output=True, text=True, check=True, timeout=3600)
+    m = INSTRET.search(run.stdout + run.stderr)  # semihosted output may land on either
     blocks, runs, start = {}, collections.Counter(), None
     with open(log) as f:
         for line in f:
@@ -46,7 +48,7 @@ def trace(elf, log):
                     start = pc
                     blocks[start] = []
                 blocks[start].append(pc)
-    return blocks, runs
+    return blocks, runs, int(m.group(1)) if m else 1
 
 
 def functions(elf, tool_prefix):
@@ -74,14 +76,9 @@ def main():
     for tool in (QEMU[0], args.tool_prefix + "nm", args.tool_prefix + "objdump"):
         if not shutil.which(tool):
             fail(f"{tool} not found (Debian: qemu-system-misc, binutils-riscv64-unknown-elf)")
-    images = args.images
-    if images <= 0:  # the twin prints "... images N" on its first line
-        head = subprocess.run(QEMU + ["-kernel", args.elf], capture_output=True, text=True, timeout=3600,
-                              stdin=subprocess.DEVNULL)
-        m = re.search(r"images (\d+)", head.stdout + head.stderr)
-        images = int(m.group(1)) if m else 1
     with tempfile.TemporaryDirectory() as tmp:
-        blocks, runs = trace(args.elf, os.path.join(tmp, "trace.log"))
+        blocks, runs, twin_images = trace(args.elf, os.path.join(tmp, "trace.log"))
+    images = args.images if args.images > 0 else twin_images
     syms = functions(args.elf, args.tool_prefix)
     starts = [s[0] for s in syms]
     per_pc = collections.Counter()

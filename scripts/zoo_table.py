@@ -32,8 +32,8 @@ REFERENCE = {  # our model -> (the reference's figure as the table shows it, its
     "cnn24_v003": ("— (CNN-32: 1.43M cycles, 99.28 %, CH32V002 with `mul`)", None),
 }
 REFERENCE_ACCURACY = {"fc_4bitsym": 99.02, "fc_fp130": 98.86, "cnn16": 99.06, "cnn64": 99.55}  # docs/spec.md §9
-QEMU = ["qemu-system-riscv32", "-M", "virt", "-bios", "none", "-nographic", "-cpu", "rv32", "-icount", "shift=0",
-        "-semihosting-config", "enable=on,target=native", "-kernel"]
+sys.path.insert(0, str(ROOT / "python"))
+from bitnetmcu_sweep.runner import INSTRET, QEMU  # noqa: E402  the twins' one command line and summary line
 
 
 def size_report(firmware_dir, name, chip):
@@ -54,7 +54,7 @@ def twin_instructions(firmware_dir, name):
         return None
     run = subprocess.run(["timeout", "900"] + QEMU + [str(elf)], capture_output=True, text=True)
     out = run.stdout + run.stderr  # semihosted output may land on either
-    m = re.search(r"images (\d+) correct (\d+) mean_instret (\d+)", out)
+    m = INSTRET.search(out)
     return int(m.group(3)) if m else None
 
 

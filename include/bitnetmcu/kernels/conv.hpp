@@ -145,21 +145,17 @@ __attribute__((noinline)) void mul_tap_row(int32_t* acc, int32_t* end, const T* 
   // no multiplier: the row's three weights as signed-digit programs, built once per row
   const MulProgram m0 = mul_program(S::decode(k[0])), m1 = mul_program(S::decode(k[1])),
                    m2 = mul_program(S::decode(k[2]));
-  do {
-    const int32_t s = mul_by_program(static_cast<int32_t>(p[0]), m0) + mul_by_program(static_cast<int32_t>(p[1]), m1) +
-                      mul_by_program(static_cast<int32_t>(p[2]), m2);
-    *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) & keep) + s;
-    ++p;
-  } while (++acc != end);
+  const auto mul = [](int32_t v, MulProgram m) __attribute__((always_inline)) { return mul_by_program(v, m); };
 #else
-  const int32_t k0 = S::decode(k[0]), k1 = S::decode(k[1]), k2 = S::decode(k[2]);
+  const int32_t m0 = S::decode(k[0]), m1 = S::decode(k[1]), m2 = S::decode(k[2]);
+  const auto mul = [](int32_t v, int32_t m) __attribute__((always_inline)) { return mul_i32(v, m); };
+#endif
   do {
-    const int32_t s = mul_i32(static_cast<int32_t>(p[0]), k0) + mul_i32(static_cast<int32_t>(p[1]), k1) +
-                      mul_i32(static_cast<int32_t>(p[2]), k2);
+    const int32_t s = mul(static_cast<int32_t>(p[0]), m0) + mul(static_cast<int32_t>(p[1]), m1) +
+                      mul(static_cast<int32_t>(p[2]), m2);
     *acc = static_cast<int32_t>(static_cast<uint32_t>(*acc) & keep) + s;
     ++p;
   } while (++acc != end);
-#endif
 }
 
 // One kernel row of any scheme: FP130 as above; the multi-level schemes decode the row's three

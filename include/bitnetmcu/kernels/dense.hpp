@@ -313,7 +313,7 @@ inline __attribute__((noinline)) void unpack_lane_pairs(int32_t* acc, uint32_t n
   }
 }
 
-// p[h * n + l] = (t[h] << 16) + t[l]. For 2-bit codes the four row heads are h0, h1 = 3 h0 and
+// p[h * codes + l] = (t[h] << 16) + t[l]. For 2-bit codes the four row heads are h0, h1 = 3 h0 and
 // their negations, each row head + {a, 3a, -a, -3a}: 6 instructions of set-up and an add and a
 // store per entry (GCC, given the generic double loop, recomputed shifted negations per row).
 template <class S>
