@@ -215,14 +215,14 @@ __attribute__((noinline)) void add_group_tail(const uint32_t* win, uint32_t coun
 }
 
 template <unsigned Bits, bool Pairs, class T = int32_t>
-inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t* tails, const T* t,
+inline void group_tail(const int8_t* const* at, const int8_t* begin, ColumnShape shape, const uint32_t* tails, const T* t,
                        int32_t* acc) {
   constexpr unsigned log2_cpw = BitPacking<Bits>::log2_codes_per_word;
   constexpr unsigned log2_bits = BitPacking<Bits>::log2_code_bits;
   const uint32_t tail = static_cast<uint32_t>(shape.tail), tail_bits = tail << log2_bits;
   uint32_t win[kGroup];
   for (uint32_t k = 0; k < kGroup; ++k) {
-    uint32_t bit = 0, v = index[k] << log2_bits;  // index * tail_bits, over the few bits of tail
+    uint32_t bit = 0, v = static_cast<uint32_t>(at[k] - begin) << log2_bits;  // index * tail_bits, over the few bits of tail
     for (uint32_t m = tail; m; m >>= 1, v <<= 1)
       if (m & 1u) bit += v;
     win[k] = stream_window(tails, bit, tail_bits);
@@ -237,14 +237,39 @@ inline void group_tail(const uint32_t* index, ColumnShape shape, const uint32_t*
 struct GroupScan {
   const int8_t* x;
   const int8_t* end;
-  const int8_t* begin;
   int32_t offset;
   const uint32_t* cols;  // column of *x
   uint32_t full;         // words per column
   const uint32_t* cols_k[kGroup];
   int32_t a_k[kGroup];
-  uint32_t index_k[kGroup];
+  const int8_t* at_k[kGroup];  // the input itself: its index is at_k - begin (needed for tails only)
 };
+// Advances x (and cols with it) past inputs equal to offset, stopping at end; returns *x.
+// On RV32 the loop is written out: lb, bne, add, add, bne per skipped input (GCC's RV32E
+// register allocation made it 8, moving copies and reloading a spilled stride).
+__attribute__((always_inline)) inline int32_t skip_offset(const int8_t*& x, const int8_t* end, int32_t offset,
+                                                          const uint32_t*& cols, uint32_t full) {
+  int32_t v;
+#if defined(__riscv) && __riscv_xlen == 32
+  const uint32_t stride = full << 2;
+  __asm__("1: lb %[v], 0(%[x])\n"
+          "   bne %[v], %[off], 2f\n"
+          "   addi %[x], %[x], 1\n"
+          "   add %[c], %[c], %[stride]\n"
+          "   bne %[x], %[end], 1b\n"
+          "2:\n"
+          : [v] "=&r"(v), [x] "+r"(x), [c] "+r"(cols)
+          : [off] "r"(offset), [stride] "r"(stride), [end] "r"(end)
+          : "memory");
+#else
+  while ((v = *x) == offset) {
+    ++x, cols += full;
+    if (x == end) break;
+  }
+#endif
+  return v;
+}
+
 __attribute__((noinline)) inline uint32_t scan_group(GroupScan& s) {
   const int8_t* x = s.x;
   const int8_t* const end = s.end;
@@ -253,25 +278,20 @@ __attribute__((noinline)) inline uint32_t scan_group(GroupScan& s) {
   const uint32_t* cols = s.cols;
   uint32_t k = 0;
   while (x != end) {
-    int32_t a = static_cast<int32_t>(*x) - offset;
-    while (a == 0) {  // the skip loop on its own: 8 instead of 11 instructions per skipped input
-      ++x, cols += full;
-      if (x == end) goto done;
-      a = static_cast<int32_t>(*x) - offset;
-    }
-    s.cols_k[k] = cols, s.a_k[k] = a, s.index_k[k] = static_cast<uint32_t>(x - s.begin);
+    const int32_t v = skip_offset(x, end, offset, cols, full);
+    if (x == end) break;
+    s.cols_k[k] = cols, s.a_k[k] = v - offset, s.at_k[k] = x;
     ++x, cols += full;
     if (++k == kGroup) break;
   }
-done:
   s.x = x, s.cols = cols;
   return k;
 }
 
 // A group: cols[k] = the full words of input k's column, a[k] its value (0 pads a short group),
-// index[k] the input's index (its tail codes start at index * tail in the tail stream).
+// at[k] the input (its tail codes start at (at[k] - begin) * tail in the tail stream).
 template <class S>
-inline void column_group(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
+inline void column_group(const uint32_t* const* cols, const int32_t* a, const int8_t* const* at, const int8_t* begin, ColumnShape shape,
                          const uint32_t* tails, int32_t* acc) {
   constexpr uint32_t n = 1u << S::code_bits;
   if constexpr (int16_tables<S>) {
@@ -284,12 +304,12 @@ inline void column_group(const uint32_t* const* cols, const int32_t* a, const ui
     }
     const int16_t* t = reinterpret_cast<const int16_alias_t*>(w);
     add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
-    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(at, begin, shape, tails, t, acc);
   } else {
     int32_t t[kGroup * n];
     for (uint32_t k = 0; k < kGroup; ++k) fill_table<S>(a[k], t + k * n);
     add_group_words<S::code_bits>(cols, static_cast<uint32_t>(shape.full), t, acc);
-    if (shape.tail) group_tail<S::code_bits, false>(index, shape, tails, t, acc);
+    if (shape.tail) group_tail<S::code_bits, false>(at, begin, shape, tails, t, acc);
   }
 }
 
@@ -363,7 +383,7 @@ __attribute__((noinline)) void add_group_pairs(const uint32_t* const* cols, uint
 }
 
 template <class S>
-inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, const uint32_t* index, ColumnShape shape,
+inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, const int8_t* const* at, const int8_t* begin, ColumnShape shape,
                                const uint32_t* tails, int32_t* acc, bool packed) {
   constexpr uint32_t n = 1u << (2 * S::code_bits);
   int32_t p[kGroup * n];
@@ -377,7 +397,7 @@ inline void column_group_pairs(const uint32_t* const* cols, const int32_t* a, co
       add_group_tail<S::code_bits, true>(win, S::codes_per_word, p, acc + (w << S::log2_codes_per_word));
     }
   }
-  if (shape.tail) group_tail<S::code_bits, true>(index, shape, tails, p, acc);
+  if (shape.tail) group_tail<S::code_bits, true>(at, begin, shape, tails, p, acc);
 }
 
 // ---- Ternary: groups of four inputs ----------------------------------------------------------
@@ -584,7 +604,7 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
   } else {
     // Nonzero inputs in groups of kGroup; the last group is padded with zero inputs.
     detail::GroupScan scan;  // the group arrays are written before they are read: not zeroed (a memset call)
-    scan.x = x, scan.end = x + n_in, scan.begin = x, scan.offset = x_offset, scan.cols = cols, scan.full = full;
+    scan.x = x, scan.end = x + n_in, scan.offset = x_offset, scan.cols = cols, scan.full = full;
     // PairBits: lane pairs packed while max_abs * sum |a| <= 32767 (see add_group_pairs)
     const uint32_t packed_pairs = (full << S::log2_codes_per_word) >> 1;
     uint32_t bound = 0;
@@ -593,15 +613,20 @@ void dense(const typename S::word_t* cols, uint32_t n_in, uint32_t n_out, const 
       const uint32_t k = detail::scan_group(scan);
       if (k == 0) break;
       for (uint32_t j = k; j < detail::kGroup; ++j)
-        scan.cols_k[j] = scan.cols_k[0], scan.index_k[j] = scan.index_k[0], scan.a_k[j] = 0;
+        scan.cols_k[j] = scan.cols_k[0], scan.at_k[j] = scan.at_k[0], scan.a_k[j] = 0;
       // 1- and 2-bit codes: pair tables only (a second kernel would not fit the chip's flash)
       if constexpr (S::family == DenseFamily::PairBits) {
-        for (uint32_t j = 0; j < detail::kGroup; ++j)
-          bound += static_cast<uint32_t>(scan.a_k[j] < 0 ? -scan.a_k[j] : scan.a_k[j]);
-        if (packed && bound > 0x7FFFu / S::max_abs) detail::unpack_lane_pairs(acc, packed_pairs), packed = false;
-        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc, packed);
+        if (packed) {  // unrolled into a local: a loop kept `bound` on the stack (8 instructions per input)
+          uint32_t group_abs = 0;
+#pragma GCC unroll 4
+          for (uint32_t j = 0; j < detail::kGroup; ++j)
+            group_abs += static_cast<uint32_t>(scan.a_k[j] < 0 ? -scan.a_k[j] : scan.a_k[j]);
+          bound += group_abs;
+          if (bound > 0x7FFFu / S::max_abs) detail::unpack_lane_pairs(acc, packed_pairs), packed = false;
+        }
+        detail::column_group_pairs<S>(scan.cols_k, scan.a_k, scan.at_k, x, shape, tails, acc, packed);
       } else {
-        detail::column_group<S>(scan.cols_k, scan.a_k, scan.index_k, shape, tails, acc);
+        detail::column_group<S>(scan.cols_k, scan.a_k, scan.at_k, x, shape, tails, acc);
       }
       if (k < detail::kGroup) break;
     }
