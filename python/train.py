@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from bitnetmcu_torch import config as config_mod
 from bitnetmcu_torch.checkpoint import CheckpointMeta, write_checkpoint
 from bitnetmcu_torch.data import Augmenter, downscale_normalize, load_raw, to_unit_tensor
-from bitnetmcu_torch.models import build_model, model_entries
+from bitnetmcu_torch.models import build_model, model_entries, model_from_checkpoint
 from bitnetmcu_torch.optim import Optimizers
 from bitnetmcu_torch.quant import entropy_bits
 
@@ -59,6 +59,35 @@ def epoch_inputs(cfg, plain, raw28, augmenter):
     return torch.cat([plain] + copies)
 
 
+def load_teacher(cfg):
+    """Knowledge distillation (as bitnetmcu-train): the distill_teacher checkpoint's model, checked
+    to take the same input."""
+    path = cfg["distill_teacher"]
+    if not os.path.isfile(path):
+        raise ValueError(f"config key distill_teacher: {path}: no such checkpoint file")
+    tcfg, teacher, _ = model_from_checkpoint(path)
+    for key, t, s in (("dataset", tcfg["dataset"], cfg["dataset"]), ("input_side", tcfg["input_side"], cfg["input_side"])):
+        if t != s:
+            raise ValueError(f"config key distill_teacher: {path}: the teacher was trained with {key} {t}, "
+                             f"this run has {s}; expected a teacher for the same input and classes")
+    return teacher.eval()
+
+
+@torch.no_grad()
+def teacher_outputs(teacher, images):
+    return torch.cat([teacher(images[i:i + 1024]) for i in range(0, len(images), 1024)])
+
+
+def training_loss(cfg, out, y, teacher):
+    """Cross entropy; with the teacher's logits for the batch, (1 - w) CE + w T^2 KL(teacher || student)."""
+    ce = F.cross_entropy(out, y)
+    if teacher is None:
+        return ce
+    temp, w = cfg["distill_temperature"], cfg["distill_weight"]
+    log_s, log_t = F.log_softmax(out / temp, 1), F.log_softmax(teacher / temp, 1)
+    return (1 - w) * ce + (w * temp * temp) * (log_t.exp() * (log_t - log_s)).sum(1).mean()
+
+
 def train(cfg, out_path, log=print):
     torch.manual_seed(cfg["seed"])
     if cfg["num_threads"] > 0:
@@ -69,6 +98,13 @@ def train(cfg, out_path, log=print):
     plain = downscale_normalize(raw28)
     test_x, test_y = downscale_normalize(to_unit_tensor(test_u8)), torch.from_numpy(test_labels)
     train_y = torch.from_numpy(train_labels)
+    teacher, teacher_plain = None, None
+    if cfg["distill_teacher"]:
+        teacher = load_teacher(cfg)
+        teacher_plain = teacher_outputs(teacher, plain)
+        log(f"distillation: teacher {cfg['distill_teacher']}, "
+            f"{100 * float((teacher_plain.argmax(1) == train_y).double().mean()):.2f} % on the {len(plain)} training "
+            f"images; weight {cfg['distill_weight']}, temperature {cfg['distill_temperature']}")
     model = build_model(cfg)
     optimizer = Optimizers(model, cfg)
     augmenter = Augmenter(cfg)
@@ -84,13 +120,15 @@ def train(cfg, out_path, log=print):
             model.update_clips(cfg["maxw_algo"], cfg["maxw_quantscale"])
         x = epoch_inputs(cfg, plain, raw28, augmenter)
         y = train_y.repeat(len(x) // len(train_y))
+        # the teacher's logits for every sample: the training images first, then the augmented copies
+        t = None if teacher is None else torch.cat([teacher_plain, teacher_outputs(teacher, x[len(plain):])])
         order = torch.randperm(len(x))
         model.train()
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), cfg["batch_size"]):
             idx = order[i:i + cfg["batch_size"]]
             out = model(x[idx])
-            loss = F.cross_entropy(out, y[idx])
+            loss = training_loss(cfg, out, y[idx], None if t is None else t[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -131,7 +169,10 @@ def main(argv=None):
     except (OSError, config_mod.ConfigError) as e:
         sys.exit(f"error: {e}")
     out = args.out or os.path.join(cfg["output_dir"], config_mod.run_name(cfg) + ".pt")
-    train(cfg, out)
+    try:
+        train(cfg, out)
+    except ValueError as e:  # bad data or teacher files: the message names the file and key
+        sys.exit(f"error: {e}")
 
 
 if __name__ == "__main__":

@@ -155,6 +155,14 @@ const std::vector<Key>& keys() {
                "probability of a left-right mirror of an augmented image (clothing, objects; never digits)"),
       choice_key("augmentation_interpolation", &Config::augmentation_interpolation, {"nearest", "bilinear"},
                  "sampling of the rotated/affine 28x28 image (nearest = torchvision's default, as the reference)"),
+      text_key("distill_teacher", &Config::distill_teacher,
+               "checkpoint (.pt) of a trained model for the same data (e.g. a CNN) whose outputs on the training "
+               "images, softened by distill_temperature, the student learns besides the labels (knowledge "
+               "distillation); empty = off"),
+      real_key("distill_weight", &Config::distill_weight, 0, 1,
+               "distill_teacher: share of the distillation term, loss = (1 - w) CE + w T^2 KL(teacher || student)"),
+      real_key("distill_temperature", &Config::distill_temperature, 0.05, 100,
+               "distill_teacher: softmax temperature T of teacher and student logits"),
       text_key("runtag", &Config::runtag, "prefix of the run name (checkpoint file name)"),
       text_key("output_dir", &Config::output_dir, "where checkpoints and metrics CSVs go"),
       int_key("seed", &Config::seed, 0, 2147483647, "random seed (initialization, shuffling, augmentation)"),
@@ -353,6 +361,7 @@ std::string Config::run_name() const {
                   std::to_string(network_width3);
   if (is_cnn()) n += "_cnn" + std::to_string(cnn_width);
   if (optimizer != "Adam") n += "_" + optimizer;
+  if (!distill_teacher.empty()) n += "_kd";
   return n + "_e" + std::to_string(num_epochs);
 }
 

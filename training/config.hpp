@@ -64,6 +64,10 @@ struct Config {
   double elastictransformprobability = 0;
   double augmentation_hflip = 0;  // probability of a left-right mirror (not for digits)
   std::string augmentation_interpolation = "nearest";  // nearest (torchvision's default) | bilinear
+  // knowledge distillation (trainer.cpp): a trained teacher's softened outputs on the training images
+  std::string distill_teacher = "";  // checkpoint path; empty = off
+  double distill_weight = 0.5;       // loss = (1 - w) CE + w T^2 KL(teacher || student)
+  double distill_temperature = 4;    // T
   // run
   std::string runtag = "";
   std::string output_dir = "modeldata";

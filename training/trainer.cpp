@@ -254,6 +254,69 @@ Checkpoint snapshot(const Config& cfg, const QatModelImpl& model, const Optimize
   return ck;
 }
 
+// Knowledge distillation: the distill_teacher checkpoint's model, on `device` in eval mode,
+// after checking that it takes the same input and classes as this run.
+QatModel load_teacher(const Config& cfg, torch::Device device) {
+  const std::string& path = cfg.distill_teacher;
+  const auto fail = [&](const std::string& why) {
+    throw std::runtime_error("config key distill_teacher: " + path + ": " + why);
+  };
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) fail("no such checkpoint file");
+  Checkpoint ck;
+  try {
+    ck = load_checkpoint(path);
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  const Config t = config_from_yaml_text(ck.config_yaml, "checkpoint " + path + " (config entry)");
+  const auto same = [&](const char* key, const std::string& teacher, const std::string& student) {
+    if (teacher != student)
+      fail(std::string("the teacher was trained with ") + key + " " + teacher + ", this run has " + student +
+           "; expected a teacher for the same input and classes");
+  };
+  same("dataset", t.dataset, cfg.dataset);
+  same("input_side", std::to_string(t.input_side), std::to_string(cfg.input_side));
+  same("inputs", std::to_string(t.num_inputs()), std::to_string(cfg.num_inputs()));
+  same("classes", std::to_string(t.num_classes()), std::to_string(cfg.num_classes()));
+  QatModel teacher = build_model(t);
+  try {
+    teacher->load_state_tensors(ck.tensors);
+  } catch (const std::exception& e) {
+    fail(e.what());
+  }
+  teacher->to(device);
+  teacher->eval();
+  return teacher;
+}
+
+// The teacher's logits for every sample.
+torch::Tensor teacher_outputs(QatModelImpl& teacher, const torch::Tensor& images) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = images.size(0), bs = 1024;
+  std::vector<torch::Tensor> parts;
+  for (int64_t i = 0; i < n; i += bs) parts.push_back(teacher.forward(images.narrow(0, i, std::min(bs, n - i))));
+  return parts.empty() ? torch::Tensor() : torch::cat(parts);
+}
+
+// The training loss: cross entropy, and with a teacher (its logits for the batch's samples)
+// (1 - w) CE + w T^2 KL(softmax(teacher / T) || softmax(student / T)).
+torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
+                            const Config& cfg) {
+  torch::Tensor ce = torch::nn::functional::cross_entropy(logits, y);
+  if (!teacher.defined()) return ce;
+  const double temp = cfg.distill_temperature, w = cfg.distill_weight;
+  const torch::Tensor log_s = torch::log_softmax(logits / temp, 1), log_t = torch::log_softmax(teacher / temp, 1);
+  const torch::Tensor kl = (log_t.exp() * (log_t - log_s)).sum(1).mean();
+  return (1 - w) * ce + (w * temp * temp) * kl;
+}
+
+// One epoch's samples and, when distilling, the teacher's logits for each of them.
+struct EpochData {
+  DataSplit samples;
+  torch::Tensor teacher;
+};
+
 struct EpochTotals {
   double train_loss = 0, train_accuracy = 0;
 };
@@ -261,7 +324,8 @@ struct EpochTotals {
 // One optimizer pass over the epoch's samples in a random order (the caller seeded torch);
 // returns early, with partial totals, when a stop signal arrives.
 EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, const DataSplit& samples, const Config& cfg, int epoch,
-                      double schedule, torch::Device device, bool progress_bar) {
+                      double schedule, torch::Device device, bool progress_bar, const torch::Tensor& teacher) {
+  // teacher: logits per sample of `samples`, or undefined
   const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
   const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));
   const int64_t batches = (n + bs - 1) / bs;
@@ -273,7 +337,7 @@ EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, const DataSplit
     const torch::Tensor idx = order.narrow(0, b * bs, std::min(bs, n - b * bs));
     const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
     const torch::Tensor logits = model.forward(x);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+    const torch::Tensor loss = training_loss(logits, y, teacher.defined() ? teacher.index_select(0, idx) : teacher, cfg);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step(schedule);
@@ -348,16 +412,38 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   train_set.images = train_set.images.to(device), train_set.labels = train_set.labels.to(device);
   train_set.raw = train_set.raw.to(device);
   const Augmenter augment(cfg);
+  // Distillation: the teacher's logits on the training images once, on each epoch's augmented
+  // copies in the worker that makes them.
+  QatModel teacher{nullptr};
+  torch::Tensor teacher_train;
+  if (!cfg.distill_teacher.empty() && progress.epochs_done < cfg.num_epochs) {
+    const auto t0 = Clock::now();
+    teacher = load_teacher(cfg, device);
+    teacher_train = teacher_outputs(*teacher, train_set.images);
+    const double acc = teacher_train.argmax(1).eq(train_set.labels).to(torch::kFloat64).mean().item<double>();
+    out << "distillation: teacher " << cfg.distill_teacher << ", " << std::fixed << std::setprecision(2) << 100 * acc
+        << " % on the " << train_set.labels.size(0) << " training images (" << std::setprecision(1)
+        << std::chrono::duration<double>(Clock::now() - t0).count() << " s; the augmented copies take it again every epoch), weight "
+        << std::defaultfloat << cfg.distill_weight << ", temperature " << cfg.distill_temperature << "\n"
+        << std::flush;
+  }
 
   Checkpoint boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
   // The next epoch's samples are made on a worker thread while this epoch trains.
   auto prepare = [&](int epoch) {
-    return std::async(std::launch::async, [&cfg, &train_set, &augment, epoch] {
+    return std::async(std::launch::async, [&cfg, &train_set, &augment, &teacher, &teacher_train, epoch] {
       torch::set_num_threads(1);
-      return epoch_samples(cfg, train_set, augment, static_cast<uint64_t>(cfg.seed) * 1000003ull + 500009ull + static_cast<uint64_t>(epoch));
+      EpochData d;
+      d.samples = epoch_samples(cfg, train_set, augment, static_cast<uint64_t>(cfg.seed) * 1000003ull + 500009ull + static_cast<uint64_t>(epoch));
+      if (!teacher.is_empty()) {  // the training images come first (epoch_samples)
+        const int64_t n = teacher_train.size(0), total = d.samples.images.size(0);
+        d.teacher = total == n ? teacher_train
+                               : torch::cat({teacher_train, teacher_outputs(*teacher, d.samples.images.narrow(0, n, total - n))});
+      }
+      return d;
     });
   };
-  std::future<DataSplit> next_samples;
+  std::future<EpochData> next_samples;
   if (progress.epochs_done < cfg.num_epochs) next_samples = prepare(progress.epochs_done);
   StopSignals signals;
   log_run_start(out, cfg, data.info, train_set, test_set, optimizer, device);
@@ -368,9 +454,10 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     const double schedule = schedule_factor(cfg, epoch), lr = cfg.learning_rate * schedule;
     // after each of the first maxw_update_until_epoch epochs (as the reference trainer does)
     if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
-    const DataSplit samples = next_samples.get();
+    const EpochData epoch_data = next_samples.get();
+    const DataSplit& samples = epoch_data.samples;
     if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
-    const EpochTotals totals = run_epoch(*model, optimizer, samples, cfg, epoch, schedule, device, options.progress_bar);
+    const EpochTotals totals = run_epoch(*model, optimizer, samples, cfg, epoch, schedule, device, options.progress_bar, epoch_data.teacher);
     if (StopSignals::requested()) break;
 
     const auto t1 = Clock::now();

@@ -250,4 +250,6 @@ def run_name(cfg):
         name += f"_cnn{cfg['cnn_width']}"
     if cfg["optimizer"] != "Adam":
         name += f"_{cfg['optimizer']}"
+    if cfg["distill_teacher"]:
+        name += "_kd"
     return name + f"_e{cfg['num_epochs']}"

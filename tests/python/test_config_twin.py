@@ -110,6 +110,7 @@ EXTRA = [
     ["QuantType_conv2=FP130", "cnn_width=24", "network_width1=96"],  # FCMNIST: rejected by both
     ["QuantType_fc3=Ternary"],                                          # width3 0: rejected by both
     ["runtag=a/b"],                                                     # rejected by both
+    ["distill_teacher=teacher.pt", "distill_weight=0.7", "distill_temperature=3"],  # run name _kd
 ]
 
 

@@ -86,6 +86,27 @@ def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer):
         assert torch.equal(model(x), loaded(x))
 
 
+def test_distillation_student_learns_from_the_teacher_alone(tmp_path, mnist_test):
+    """distill_weight 1: the label term has weight 0, so the student learns only through the
+    teacher's softened outputs (the zoo's fc_4bitsym); without them it would stay near 10 %."""
+    import train
+    teacher = os.path.join(os.path.dirname(__file__), "..", "..", "modeldata", "zoo",
+                           "fc_4bitsym_FCMNIST_4bitsym_RMS_w64_64_64_Muon_e60.pt")
+    cfg = config.default_config()
+    cfg.update(data_dir=data_dir(), num_epochs=2, train_subset=3000, test_subset=1000, augmentation=True,
+               network_width1=32, network_width2=32, network_width3=0, distill_teacher=teacher,
+               distill_weight=1.0, distill_temperature=2.0)
+    assert config.run_name(cfg).endswith("_kd_e2")
+    lines = []
+    train.train(cfg, str(tmp_path / "student.pt"), log=lines.append)
+    assert lines[0].startswith(f"distillation: teacher {teacher}")
+    meta = checkpoint.parse_meta(model_from_checkpoint(str(tmp_path / "student.pt"))[2]["meta"])
+    assert float(meta["test_accuracy"]) > 0.75
+    cfg["input_side"] = 12
+    with pytest.raises(ValueError, match="distill_teacher.*input_side 16"):
+        train.train(cfg, str(tmp_path / "other.pt"), log=lambda *_: None)
+
+
 def test_muon_orthogonalizes_the_hidden_weights_only():
     from bitnetmcu_torch.optim import Muon, Optimizers, orthogonalize
     torch.manual_seed(0)

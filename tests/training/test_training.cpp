@@ -125,3 +125,34 @@ TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
   CHECK(!ck.meta.complete);
   CHECK(ck.meta.epochs_done == r.epochs_done);
 }
+
+TEST_CASE("distillation: a student learns from the teacher's outputs alone; a teacher for other input is refused") {
+  if (!have_mnist()) return;
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  Config teacher_cfg = small_config("teacher");
+  teacher_cfg.network_width1 = 128, teacher_cfg.network_width2 = 64, teacher_cfg.network_width3 = 0;
+  teacher_cfg.train_subset = 5000, teacher_cfg.test_subset = 2000, teacher_cfg.num_epochs = 1;
+  teacher_cfg.batch_size = 16, teacher_cfg.learning_rate = 0.0015, teacher_cfg.augmentation = false;
+  const TrainResult teacher = train(teacher_cfg, opt);
+  REQUIRE(teacher.test_accuracy > 0.85);
+
+  // distill_weight 1: the labels' term has weight 0, so everything the student learns comes
+  // through the teacher's softened outputs (without them it would stay at chance, ~10 %).
+  Config cfg = small_config("student");
+  cfg.network_width1 = cfg.network_width2 = 32, cfg.network_width3 = 0;
+  cfg.train_subset = 5000, cfg.test_subset = 2000, cfg.num_epochs = 2, cfg.batch_size = 32;
+  cfg.augmentation = false;
+  cfg.distill_teacher = teacher.checkpoint_path, cfg.distill_weight = 1, cfg.distill_temperature = 2;
+  const TrainResult student = train(cfg, opt);
+  INFO(log.str());
+  CHECK(log.str().find("distillation: teacher " + teacher.checkpoint_path) != std::string::npos);
+  CHECK(fs::path(student.checkpoint_path).filename().string().find("_kd_e2.pt") != std::string::npos);
+  CHECK(student.test_accuracy > 0.75);
+
+  cfg.input_side = 12;  // the teacher takes 16x16 images
+  CHECK_THROWS_WITH(train(cfg, opt), Catch::Contains("distill_teacher") && Catch::Contains("input_side 16"));
+  cfg.input_side = 16, cfg.distill_teacher = teacher.checkpoint_path + ".missing";
+  CHECK_THROWS_WITH(train(cfg, opt), Catch::Contains("no such checkpoint file"));
+}
