@@ -52,10 +52,11 @@ MODELS=(
   # f215ef342a, modeldata/zoo/<name>.sweep.json): 12 channels, fc 32/16, 8bit or FP130 convs
   "cnn12_1k|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true"
   "cnn12_1k_fp130|ch32v003|model=CNNMNIST QuantType=4bitsym QuantType_fc1=2bitsym network_width3=0 num_epochs=40 num_threads=1 cnn_width=12 network_width1=32 network_width2=16 augmentation=true QuantType_conv1=FP130 QuantType_conv2=FP130 QuantType_conv3=FP130"
-  # the CH32V003 with 8bit convs (signed-digit shifts and adds on RV32EC), from sweeps/cnn_frontier.yaml
-  # (runs 518945e204 and 42fe1a0a3a): <= 4 KB of weights (32 channels, fc 48/48) and cnn64 with fc1 48
+  # the CH32V003 with 8bit convs (signed-digit shifts and adds on RV32EC): <= 4 KB of weights (32 channels,
+  # fc 48/48; sweeps/cnn_frontier.yaml run 518945e204) and <= 8 KB (cnn64, fc 64/64 = 8,192 B, 60 epochs,
+  # Muon; sweeps/cnn_8k.yaml run 321fe07ff4)
   "cnn32_4k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=32 network_width1=48 network_width2=48"
-  "cnn64_8k|ch32v003|model=CNNMNIST QuantType=4bitsym network_width3=0 num_epochs=30 num_threads=1 cnn_width=64 network_width1=48 network_width2=64"
+  "cnn64_8k|ch32v003|model=CNNMNIST QuantType=4bitsym cnn_width=64 network_width2=64 network_width3=0 num_epochs=60 optimizer=Muon num_threads=1 network_width1=64"
   # cnn64 with fc1 88 (fits the 16 KB flash of both chips), 60 epochs, Muon: sweeps/cnn_v002.yaml run
   # eb54f207b3 (Adam: 99.44 %); its chip images for the CH32V003 and CH32V002 are both built
   "cnn64_fc88|ch32v002|model=CNNMNIST QuantType=4bitsym cnn_width=64 network_width1=88 network_width2=64 network_width3=0 num_epochs=60 num_threads=1 optimizer=Muon"
