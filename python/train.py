@@ -66,6 +66,8 @@ def load_teacher(cfg):
     if not os.path.isfile(path):
         raise ValueError(f"config key distill_teacher: {path}: no such checkpoint file")
     tcfg, teacher, _ = model_from_checkpoint(path)
+    # (bitnetmcu-train also compares input and class counts: here both follow from these two,
+    # the Python trainer reading MNIST and Fashion-MNIST only)
     for key, t, s in (("dataset", tcfg["dataset"], cfg["dataset"]), ("input_side", tcfg["input_side"], cfg["input_side"])):
         if t != s:
             raise ValueError(f"config key distill_teacher: {path}: the teacher was trained with {key} {t}, "
@@ -79,7 +81,8 @@ def teacher_outputs(teacher, images):
 
 
 def training_loss(cfg, out, y, teacher):
-    """Cross entropy; with the teacher's logits for the batch, (1 - w) CE + w T^2 KL(teacher || student)."""
+    """Cross entropy; with the teacher's logits for the batch, (1 - w) CE + w T^2 KL(teacher || student).
+    The twin of training_loss in training/trainer.cpp (both tested on the same case)."""
     ce = F.cross_entropy(out, y)
     if teacher is None:
         return ce

@@ -299,8 +299,8 @@ torch::Tensor teacher_outputs(QatModelImpl& teacher, const torch::Tensor& images
   return parts.empty() ? torch::Tensor() : torch::cat(parts);
 }
 
-// The training loss: cross entropy, and with a teacher (its logits for the batch's samples)
-// (1 - w) CE + w T^2 KL(softmax(teacher / T) || softmax(student / T)).
+}  // namespace
+
 torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
                             const Config& cfg) {
   torch::Tensor ce = torch::nn::functional::cross_entropy(logits, y);
@@ -310,6 +310,8 @@ torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y,
   const torch::Tensor kl = (log_t.exp() * (log_t - log_s)).sum(1).mean();
   return (1 - w) * ce + (w * temp * temp) * kl;
 }
+
+namespace {
 
 // One epoch's samples and, when distilling, the teacher's logits for each of them.
 struct EpochData {

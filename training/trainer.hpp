@@ -61,4 +61,11 @@ void use_passive_openmp_wait(char** argv);
 // cfg.augmentation (SPEC §2), built in large batches from a generator seeded with `seed`.
 DataSplit epoch_samples(const Config& cfg, const DataSplit& train, const Augmenter& augment, uint64_t seed);
 
+// The training loss of a batch: cross entropy of logits against labels y and, when `teacher`
+// (the distillation teacher's logits for the same samples) is defined,
+// (1 - w) CE + w T^2 KL(softmax(teacher / T) || softmax(logits / T)), w = distill_weight,
+// T = distill_temperature. python/train.py training_loss is its twin (both tested on one case).
+torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
+                            const Config& cfg);
+
 }  // namespace bitnetmcu::train

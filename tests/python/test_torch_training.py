@@ -86,6 +86,20 @@ def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer):
         assert torch.equal(model(x), loaded(x))
 
 
+def test_distillation_loss_on_a_case_worked_by_hand():
+    """The same case as the C++ test "distillation loss" (tests/training/test_training.cpp):
+    student logits (0, 0), teacher (ln 3, 0), label 0, w = 0.5, T = 2."""
+    import math
+    import train
+    cfg = config.default_config()
+    cfg.update(distill_weight=0.5, distill_temperature=2.0)
+    student, y, teacher = torch.zeros(1, 2), torch.zeros(1, dtype=torch.int64), torch.tensor([[math.log(3.0), 0.0]])
+    p = math.sqrt(3) / (1 + math.sqrt(3))
+    kl = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
+    assert float(train.training_loss(cfg, student, y, teacher)) == pytest.approx(0.5 * math.log(2) + 0.5 * 4 * kl, rel=1e-6)
+    assert float(train.training_loss(cfg, student, y, None)) == pytest.approx(math.log(2), rel=1e-6)
+
+
 def test_distillation_student_learns_from_the_teacher_alone(tmp_path, mnist_test):
     """distill_weight 1: the label term has weight 0, so the student learns only through the
     teacher's softened outputs (the zoo's fc_4bitsym); without them it would stay near 10 %."""

@@ -126,6 +126,21 @@ TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
   CHECK(ck.meta.epochs_done == r.epochs_done);
 }
 
+// One case worked by hand, the same in tests/python/test_torch_training.py (the Python twin):
+// student logits (0, 0), teacher (ln 3, 0), label 0, w = 0.5, T = 2. The teacher's softmax at T
+// is (sqrt 3, 1) / (1 + sqrt 3), the student's (1/2, 1/2); CE = ln 2.
+TEST_CASE("distillation loss: (1 - w) CE + w T^2 KL(teacher || student) on a case worked by hand") {
+  Config cfg;
+  cfg.distill_weight = 0.5, cfg.distill_temperature = 2;
+  const torch::Tensor student = torch::zeros({1, 2}), y = torch::zeros({1}, torch::kInt64);
+  const torch::Tensor teacher = torch::tensor({{std::log(3.0f), 0.0f}});
+  const double p = std::sqrt(3.0) / (1 + std::sqrt(3.0)), kl = p * std::log(2 * p) + (1 - p) * std::log(2 * (1 - p));
+  CHECK(training_loss(student, y, teacher, cfg).item<double>() == Approx(0.5 * std::log(2.0) + 0.5 * 4 * kl).epsilon(1e-6));
+  CHECK(training_loss(student, y, torch::Tensor(), cfg).item<double>() == Approx(std::log(2.0)).epsilon(1e-6));
+  CHECK(training_loss(teacher, y, teacher, cfg).item<double>() ==
+        Approx(0.5 * torch::nn::functional::cross_entropy(teacher, y).item<double>()).epsilon(1e-6));
+}
+
 TEST_CASE("distillation: a student learns from the teacher's outputs alone; a teacher for other input is refused") {
   if (!have_mnist()) return;
   std::ostringstream log;
