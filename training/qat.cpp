@@ -1,6 +1,7 @@
 #include "qat.hpp"
 
 #include <bitnetmcu/level_table.hpp>
+#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
 #include <cmath>
@@ -239,7 +240,9 @@ struct ActQuantFunction : torch::autograd::Function<ActQuantFunction> {
   static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x) {
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[0] = x.size(0);
-    const torch::Tensor scale = 127.0f / x.abs().flatten(1).amax(1).clamp_min_(1e-5f).reshape(shape);
+    // max |x| = max(max x, -min x): two reductions, no |x| tensor (aminmax is slower in 1.13)
+    const torch::Tensor flat = x.flatten(1);
+    const torch::Tensor scale = 127.0f / torch::maximum(flat.amax(1), -flat.amin(1)).clamp_min_(1e-5f).reshape(shape);
     return (x * scale).round_().clamp_(-128, 127).div_(scale);
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext*, torch::autograd::tensor_list grads) {
@@ -286,34 +289,76 @@ const std::vector<int64_t> ConvSteFunction::kOnes{1, 1}, ConvSteFunction::kZeros
 torch::Tensor quantize_activations_ste(const torch::Tensor& x) { return ActQuantFunction::apply(x); }
 
 namespace {
-// 2x2 max pooling from four strided views: LibTorch 1.13's CPU max_pool2d forward is ~7x slower
-// here. The forward also builds max_pool2d's index tensor (first maximum in scan order, as
-// max_pool2d), so that the backward pass is LibTorch's own.
-struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
-  static torch::Tensor quadrant(const torch::Tensor& x, int64_t dy, int64_t dx) {
-    using torch::indexing::Slice;
-    const int64_t h = x.size(2) / 2 * 2, w = x.size(3) / 2 * 2;
-    return x.index({Slice(), Slice(), Slice(dy, h, 2), Slice(dx, w, 2)});
+// 2x2 max pooling (stride 2, odd last rows and columns dropped) that also returns max_pool2d's
+// index tensor: the flat H x W position of the first maximum of each window in scan order.
+// LibTorch 1.13's CPU max_pool2d forward is ~7x slower here: float CPU tensors take one loop
+// over the planes, others four strided views compared elementwise.
+std::pair<torch::Tensor, torch::Tensor> max_pool_2x2_with_index(const torch::Tensor& x_in) {
+  const int64_t n = x_in.size(0), c = x_in.size(1), h = x_in.size(2), w = x_in.size(3), ho = h / 2, wo = w / 2;
+  if (x_in.device().is_cpu() && x_in.scalar_type() == torch::kFloat32) {
+    const torch::Tensor x = x_in.contiguous();
+    torch::Tensor m = torch::empty({n, c, ho, wo}, x.options());
+    torch::Tensor index = torch::empty({n, c, ho, wo}, x.options().dtype(torch::kInt64));
+    const float* xp = x.data_ptr<float>();
+    float* mp = m.data_ptr<float>();
+    int64_t* ip = index.data_ptr<int64_t>();
+    at::parallel_for(0, n * c, 16, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; ++p) {
+        const float* plane = xp + p * h * w;
+        float* mo = mp + p * ho * wo;
+        int64_t* io = ip + p * ho * wo;
+        for (int64_t y = 0; y < ho; ++y) {
+          const float *top = plane + 2 * y * w, *bottom = top + w;
+          for (int64_t x = 0; x < wo; ++x) {
+            int64_t best = 2 * y * w + 2 * x;  // later taps win only when strictly greater
+            float v = top[2 * x];
+            if (top[2 * x + 1] > v) v = top[2 * x + 1], best = 2 * y * w + 2 * x + 1;
+            if (bottom[2 * x] > v) v = bottom[2 * x], best = (2 * y + 1) * w + 2 * x;
+            if (bottom[2 * x + 1] > v) v = bottom[2 * x + 1], best = (2 * y + 1) * w + 2 * x + 1;
+            mo[y * wo + x] = v, io[y * wo + x] = best;
+          }
+        }
+      }
+    });
+    return {m, index};
   }
+  using torch::indexing::Slice;
+  auto quadrant = [&](int64_t dy, int64_t dx) {
+    return x_in.index({Slice(), Slice(), Slice(dy, 2 * ho, 2), Slice(dx, 2 * wo, 2)});
+  };
+  const torch::Tensor a = quadrant(0, 0), b = quadrant(0, 1), cq = quadrant(1, 0), d = quadrant(1, 1);
+  const torch::Tensor top_right = b > a, bottom_right = d > cq;
+  const torch::Tensor top = torch::maximum(a, b), bottom = torch::maximum(cq, d);
+  const torch::Tensor use_bottom = bottom > top;
+  const torch::Tensor origin = (torch::arange(ho, torch::kInt64).view({ho, 1}) * (2 * w) +
+                                torch::arange(wo, torch::kInt64).view({1, wo}) * 2).to(x_in.device());
+  return {torch::maximum(top, bottom), origin + use_bottom * w + torch::where(use_bottom, bottom_right, top_right)};
+}
+
+struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
-    const torch::Tensor a = quadrant(x, 0, 0), b = quadrant(x, 0, 1), c = quadrant(x, 1, 0), d = quadrant(x, 1, 1);
-    const torch::Tensor top_right = b > a, bottom_right = d > c;
-    const torch::Tensor top = torch::maximum(a, b), bottom = torch::maximum(c, d);
-    const torch::Tensor use_bottom = bottom > top;
-    const torch::Tensor m = torch::maximum(top, bottom);
-    // flat index in the H x W plane: window origin + row offset + column offset
-    const int64_t ho = m.size(2), wo = m.size(3), w = x.size(3);
-    const torch::Tensor origin = (torch::arange(ho, torch::kInt64).view({ho, 1}) * (2 * w) +
-                                  torch::arange(wo, torch::kInt64).view({1, wo}) * 2).to(x.device());
-    const torch::Tensor index = origin + use_bottom * w + torch::where(use_bottom, bottom_right, top_right);
+    auto [m, index] = max_pool_2x2_with_index(x);
     ctx->save_for_backward({x, index});
     return m;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], index = saved[1].contiguous(), g = grads[0].contiguous();
+    if (x.device().is_cpu() && g.scalar_type() == torch::kFloat32) {  // windows do not overlap: one store each
+      torch::Tensor grad = torch::zeros(x.sizes(), g.options());
+      const int64_t planes = g.size(0) * g.size(1), plane_in = x.size(2) * x.size(3), plane_out = g.size(2) * g.size(3);
+      const float* gp = g.data_ptr<float>();
+      const int64_t* ip = index.data_ptr<int64_t>();
+      float* out = grad.data_ptr<float>();
+      at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
+        for (int64_t p = begin; p < end; ++p)
+          for (int64_t k = 0; k < plane_out; ++k) out[p * plane_in + ip[p * plane_out + k]] = gp[p * plane_out + k];
+      });
+      return {grad};
+    }
     const std::vector<int64_t> two{2, 2}, zero{0, 0}, one{1, 1};
-    return {at::max_pool2d_with_indices_backward(grads[0].contiguous(), saved[0], two, two, zero, one, false, saved[1])};
+    return {at::max_pool2d_with_indices_backward(g, x, two, two, zero, one, false, index)};
   }
 };
 }  // namespace

@@ -11,6 +11,9 @@
 #include <cstdio>
 #include <filesystem>
 #include <future>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <fstream>
 #include <iomanip>
 #include <iostream>
@@ -137,9 +140,15 @@ double schedule_factor(const Config& cfg, int epoch) {
 
 double learning_rate_at(const Config& cfg, int epoch) { return cfg.learning_rate * schedule_factor(cfg, epoch); }
 
-void configure_threads(const Config& cfg) {
+void configure_compute(const Config& cfg) {
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   torch::set_num_threads(cfg.num_threads > 0 ? cfg.num_threads : (cfg.is_cnn() ? cores : 1));
+#ifdef __GLIBC__
+  // Blocks up to 32 MB (glibc's maximum) from the heap, and freed memory kept there (not
+  // trimmed) for the next step's tensors of the same sizes; both are needed.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
 }
 
 void use_passive_openmp_wait(char** argv) {
@@ -187,7 +196,7 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
   const Checkpoint ck = load_checkpoint(path);
   Config cfg = config_from_yaml_text(ck.config_yaml, "checkpoint " + path + " (config entry)");
   for (const auto& o : overrides) apply_override(cfg, o);
-  configure_threads(cfg);
+  configure_compute(cfg);
   QatModel model = build_model(cfg);
   model->load_state_tensors(ck.tensors);
   model->to(pick_device());
@@ -390,7 +399,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   const bool resuming = !options.resume_path.empty();
   Checkpoint resumed;
   Config cfg = run_config(cfg_in, options, resumed);
-  configure_threads(cfg);
+  configure_compute(cfg);
   const torch::Device device = pick_device();
   Dataset data = load_dataset(cfg);
   resolve_data_shape(cfg, data.info);

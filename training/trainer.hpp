@@ -46,7 +46,11 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 // Sets torch's intra-op thread count of the calling thread: cfg.num_threads, or when 0: one
 // per core for CNNMNIST, 1 for FCMNIST (its layers are too small to split; the augmented copy
 // of the next epoch is made on a worker thread meanwhile). Measured in bench/train.
-void configure_threads(const Config& cfg);
+// Also keeps freed memory for reuse (glibc): by default each tensor over 128 KB-32 MB (a CNN-64
+// activation at batch 128 is 6.4 MB) is a fresh mmap whose pages fault in on first touch and
+// are returned on free; that cost ~3.5 ms per such tensor, more than the convolution itself
+// (bench_train --profile: high system time; conv1's forward 4.7 ms -> 1.0 ms).
+void configure_compute(const Config& cfg);
 
 // Call first thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with
 // OMP_WAIT_POLICY=PASSIVE. Why: LibTorch's CPU ops fork and join OpenMP (libgomp) threads for

@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <map>
 #include <sstream>
+#include <vector>
 
 using namespace bitnetmcu::train;
 using Clock = std::chrono::steady_clock;
@@ -67,7 +68,7 @@ std::pair<double, double> epoch_seconds(Config cfg, int epochs) {
 
 // Milliseconds per optimizer step of the plain training loop, split into its parts.
 void step_breakdown(const Config& cfg, int steps) {
-  configure_threads(cfg);
+  configure_compute(cfg);
   torch::manual_seed(0);
   QatModel model = build_model(cfg);
   model->update_clipping(cfg);
@@ -75,6 +76,7 @@ void step_breakdown(const Config& cfg, int steps) {
   const torch::Tensor x = torch::randn({cfg.batch_size, 1, 16, 16});
   const torch::Tensor y = torch::randint(0, 10, {cfg.batch_size}, torch::kInt64);
   double fwd = 0, bwd = 0, opt = 0, cpu0 = 0;
+  std::vector<double> totals;  // ms per step: the minimum and median resist a noisy machine
   for (int i = -20; i < steps; ++i) {  // 20 warm-up steps
     if (i == 0) cpu0 = cpu_seconds();
     const auto t0 = Clock::now();
@@ -89,16 +91,30 @@ void step_breakdown(const Config& cfg, int steps) {
     fwd += std::chrono::duration<double, std::milli>(t1 - t0).count();
     bwd += std::chrono::duration<double, std::milli>(t2 - t1).count();
     opt += std::chrono::duration<double, std::milli>(t3 - t2).count();
+    totals.push_back(std::chrono::duration<double, std::milli>(t3 - t0).count());
   }
+  std::sort(totals.begin(), totals.end());
   const double cpu_ms = (cpu_seconds() - cpu0) * 1000.0 / steps;
-  std::printf("    per step (batch %d, %d threads): forward %.3f ms, backward %.3f ms, optimizer %.3f ms; %.3f CPU ms\n",
-              cfg.batch_size, torch::get_num_threads(), fwd / steps, bwd / steps, opt / steps, cpu_ms);
+  std::printf("    per step (batch %d, %d threads): forward %.3f ms, backward %.3f ms, optimizer %.3f ms; %.3f CPU ms; "
+              "min %.3f ms, median %.3f ms\n",
+              cfg.batch_size, torch::get_num_threads(), fwd / steps, bwd / steps, opt / steps, cpu_ms, totals.front(),
+              totals[totals.size() / 2]);
+}
+
+// An op's name, and for convolutions the first input's shape (one line per layer).
+std::string op_label(const torch::autograd::profiler::LegacyEvent& e) {
+  std::string label = e.name();
+  const auto shapes = e.shapes();
+  if (label.find("convolution") == std::string::npos || shapes.empty()) return label;
+  label += " [";
+  for (size_t i = 0; i < shapes[0].size(); ++i) label += (i ? "," : "") + std::to_string(shapes[0][i]);
+  return label + "]";
 }
 
 // Where a training step's time goes: self CPU time per LibTorch op over `steps` steps (autograd
 // profiler), and the augmentation's seconds per 60,000 images. Profile first, then optimize.
 void op_profile(const Config& cfg, int steps) {
-  configure_threads(cfg);
+  configure_compute(cfg);
   torch::manual_seed(0);
   QatModel model = build_model(cfg);
   model->update_clipping(cfg);
@@ -113,7 +129,7 @@ void op_profile(const Config& cfg, int steps) {
   };
   for (int i = 0; i < 20; ++i) step();
   namespace prof = torch::autograd::profiler;
-  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU));
+  prof::enableProfilerLegacy(torch::profiler::impl::ProfilerConfig(torch::profiler::impl::ProfilerState::CPU, true));
   const auto t0 = Clock::now();
   for (int i = 0; i < steps; ++i) step();
   const double wall_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count() / steps;
@@ -128,7 +144,7 @@ void op_profile(const Config& cfg, int steps) {
         const auto [open, children] = stack.back();
         stack.pop_back();
         const double us = open->cpuElapsedUs(e);
-        self_us[open->name()] += us - children;
+        self_us[op_label(*open)] += us - children;
         if (!stack.empty()) stack.back().second += us;
       }
     }

@@ -234,14 +234,26 @@ TEST_CASE("BitConv2d's STE convolution equals the plain autograd composition (de
 
 TEST_CASE("max_pool_2x2 equals torch::max_pool2d, values and gradients") {
   torch::manual_seed(8);
-  for (int64_t size : {int64_t{12}, int64_t{4}, int64_t{5}}) {
-    const torch::Tensor x0 = torch::randn({2, 3, size, size});
+  // random planes, odd sizes (last row/column dropped), and ReLU-like planes full of ties (the
+  // first maximum in scan order takes the gradient)
+  struct Shape {
+    int64_t h, w;
+    bool ties;
+  };
+  for (const Shape& shape : {Shape{12, 12, false}, Shape{4, 4, false}, Shape{5, 5, false}, Shape{7, 6, false},
+                             Shape{12, 12, true}, Shape{5, 7, true}}) {
+    const torch::Tensor r = torch::randn({2, 3, shape.h, shape.w});
+    const torch::Tensor x0 = shape.ties ? torch::relu(torch::round(r * 2)) : r;
     const torch::Tensor x1 = x0.clone().requires_grad_(true), x2 = x0.clone().requires_grad_(true);
-    const torch::Tensor y1 = max_pool_2x2(x1), y2 = torch::max_pool2d(x2, 2);
+    const torch::Tensor x3 = x0.to(torch::kFloat64).requires_grad_(true);  // the elementwise path (not float32)
+    const torch::Tensor y1 = max_pool_2x2(x1), y2 = torch::max_pool2d(x2, 2), y3 = max_pool_2x2(x3);
     CHECK(torch::equal(y1, y2));
+    CHECK(torch::equal(y3, y2.to(torch::kFloat64)));
     const torch::Tensor g = torch::randn(y2.sizes());
     (y1 * g).sum().backward();
     (y2 * g).sum().backward();
+    (y3 * g.to(torch::kFloat64)).sum().backward();
     CHECK(torch::equal(x1.grad(), x2.grad()));
+    CHECK(torch::equal(x3.grad(), x2.grad().to(torch::kFloat64)));
   }
 }
