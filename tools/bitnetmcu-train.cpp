@@ -128,6 +128,6 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bitnetmcu::train::use_passive_openmp_wait(argv);  // why: trainer.hpp
+  bitnetmcu::train::choose_openmp_wait_policy(argv);  // why: trainer.hpp
   return run(argc, argv);
 }

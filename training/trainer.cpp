@@ -151,9 +151,33 @@ void configure_compute(const Config& cfg) {
 #endif
 }
 
-void use_passive_openmp_wait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY")) return;
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+namespace {
+// Fraction of the machine's CPU time spent idle over `ms` milliseconds (/proc/stat), or -1.
+double idle_fraction(int ms) {
+  auto sample = [](uint64_t& idle, uint64_t& total) {
+    std::ifstream in("/proc/stat");
+    std::string cpu;
+    uint64_t v[8] = {};
+    if (!(in >> cpu) || cpu != "cpu") return false;
+    for (uint64_t& x : v) in >> x;  // user nice system idle iowait irq softirq steal
+    idle = v[3] + v[4], total = 0;
+    for (uint64_t x : v) total += x;
+    return static_cast<bool>(in);
+  };
+  uint64_t idle0, total0, idle1, total1;
+  if (!sample(idle0, total0)) return -1;
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  if (!sample(idle1, total1) || total1 <= total0) return -1;
+  return static_cast<double>(idle1 - idle0) / static_cast<double>(total1 - total0);
+}
+}  // namespace
+
+void choose_openmp_wait_policy(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;  // the user's, or chosen already
+  if (idle_fraction(200) >= 0.5)
+    setenv("GOMP_SPINCOUNT", "10000", 1);
+  else
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
 }
 

@@ -52,14 +52,18 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 // (bench_train --profile: high system time; conv1's forward 4.7 ms -> 1.0 ms).
 void configure_compute(const Config& cfg);
 
-// Call first thing in main(): unless OMP_WAIT_POLICY is set, re-executes the program with
-// OMP_WAIT_POLICY=PASSIVE. Why: LibTorch's CPU ops fork and join OpenMP (libgomp) threads for
-// every op, and by default a joined thread spins for a long time; on a machine whose cores are
-// busy with other jobs a spinning thread keeps a core from the thread it waits for. Measured
-// (bench_train --cases cnn-aug --profile 50, 2 cores at load ~15): 2 threads took 1.5 s per CNN
-// step spinning vs ~60 ms passive (1 thread: ~125-190 ms). libgomp reads the variable when it
-// is loaded, before main, hence the re-exec (Linux /proc/self/exe; on failure it just returns).
-void use_passive_openmp_wait(char** argv);
+// Call first thing in main(): unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, re-executes the
+// program with a wait policy for LibTorch's OpenMP (libgomp) threads, which fork and join for
+// every op: a joined thread spins, then sleeps. libgomp reads the policy when it is loaded,
+// before main, hence the re-exec (Linux /proc/self/exe; on failure it just returns). It only
+// matters with 2 or more intra-op threads. Measured with bench_train --cases cnn-aug --threads 2
+// --profile (2 cores; median ms per CNN step):
+//   idle machine:  passive 27-38, spin 10,000 18-26, libgomp's default (long spin) 16-19
+//   load ~15:      passive 240-330, spin 10,000 500-550, default spin ~1,500
+// So: when at least half of the machine's CPU time was idle over 200 ms at start (/proc/stat;
+// the load average lags by a minute), GOMP_SPINCOUNT=10000 (a short spin, then sleep);
+// otherwise OMP_WAIT_POLICY=PASSIVE (sleep at once).
+void choose_openmp_wait_policy(char** argv);
 
 // The samples of one epoch: the plain training set, plus one augmented copy of it when
 // cfg.augmentation (SPEC §2), built in large batches from a generator seeded with `seed`.

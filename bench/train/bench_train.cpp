@@ -174,7 +174,7 @@ void op_profile(const Config& cfg, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (!std::getenv("BITNETMCU_BENCH_SPIN")) use_passive_openmp_wait(argv);  // as bitnetmcu-train does
+  choose_openmp_wait_policy(argv);  // as bitnetmcu-train does
   std::string data_dir = BITNETMCU_DATA_DIR, threads = "1,2", cases = "fc-aug,fc-aug-muon,fc-plain,cnn-aug";
   int epochs = 1, profile_steps = 0;
   const auto usage = [](std::FILE* to) {
@@ -205,8 +205,10 @@ int main(int argc, char** argv) {
     }
   }
   const std::string out_dir = (std::filesystem::temp_directory_path() / "bitnetmcu_bench_train").string();
-  std::printf("bitnetmcu-train epoch times (LibTorch %s, %u hardware threads; last of %d epoch(s))\n", TORCH_VERSION,
-              std::thread::hardware_concurrency(), epochs);
+  const char *policy = std::getenv("OMP_WAIT_POLICY"), *spin = std::getenv("GOMP_SPINCOUNT");
+  std::printf("bitnetmcu-train epoch times (LibTorch %s, %u hardware threads; last of %d epoch(s); OpenMP wait: %s%s)\n",
+              TORCH_VERSION, std::thread::hardware_concurrency(), epochs, spin ? "spin " : "",
+              spin ? spin : (policy ? policy : "default"));
   std::printf("%-40s %7s %9s %9s %9s %10s %8s\n", "case", "threads", "s/epoch", "eval s", "cpu s", "reference", "speed-up");
   for (const Case& c : kCases) {
     if (("," + cases + ",").find("," + std::string(c.id) + ",") == std::string::npos) continue;
