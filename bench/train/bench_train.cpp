@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <algorithm>
 #include <map>
@@ -32,14 +33,17 @@ namespace {
 struct Case {
   const char* id;
   const char* label;
+  const char* markdown;  // its row in --markdown's table
   const char* yaml;
   double reference_seconds;
 };
 const Case kCases[] = {
-    {"fc-aug", "FC 64/64/64 4bitsym, augmented (120k)", "augmentation: true\n", 8.05},
-    {"fc-aug-muon", "FC 64/64/64 4bitsym, augmented, Muon", "augmentation: true\noptimizer: Muon\n", 8.05},
-    {"fc-plain", "FC 64/64/64 4bitsym, plain (60k)", "augmentation: false\n", 1.74},
-    {"cnn-aug", "CNN w64 fc 96/64, augmented (120k)",
+    {"fc-aug", "FC 64/64/64 4bitsym, augmented (120k)", "FC 64/64/64 4bitsym, augmented epoch (120,000 samples)",
+     "augmentation: true\n", 8.05},
+    {"fc-aug-muon", "FC 64/64/64 4bitsym, augmented, Muon", "the same with `optimizer: Muon` (reference: Adam)",
+     "augmentation: true\noptimizer: Muon\n", 8.05},
+    {"fc-plain", "FC 64/64/64 4bitsym, plain (60k)", "FC, plain epoch (60,000)", "augmentation: false\n", 1.74},
+    {"cnn-aug", "CNN w64 fc 96/64, augmented (120k)", "CNN width 64, fc 96/64, augmented epoch",
      "model: CNNMNIST\ncnn_width: 64\nnetwork_width1: 96\nnetwork_width2: 64\nnetwork_width3: 0\naugmentation: true\n", 29.2},
 };
 
@@ -176,12 +180,14 @@ void op_profile(const Config& cfg, int steps) {
 int main(int argc, char** argv) {
   choose_openmp_wait_policy(argv);  // as bitnetmcu-train does
   std::string data_dir = BITNETMCU_DATA_DIR, threads = "1,2", cases = "fc-aug,fc-aug-muon,fc-plain,cnn-aug";
+  std::string markdown;  // --markdown FILE: the README's training table (best thread setting per case)
   int epochs = 1, profile_steps = 0;
   const auto usage = [](std::FILE* to) {
     std::fprintf(to, "usage: bench_train [--data-dir DIR] [--threads 1,2] [--cases fc-aug,fc-aug-muon,fc-plain,cnn-aug] "
-                     "[--epochs N] [--profile STEPS]\n"
+                     "[--epochs N] [--profile STEPS] [--markdown FILE]\n"
                      "Seconds per training epoch of the reference configurations against the reference trainer.\n"
                      "  --profile STEPS: no epochs; self time per LibTorch op over STEPS steps, and the augmentation time\n"
+                     "  --markdown FILE: also write the results as a table, each case at its fastest thread count\n"
                      "  -h, --help: this text\n");
   };
   for (int i = 1; i < argc; i += 2) {
@@ -199,6 +205,7 @@ int main(int argc, char** argv) {
     else if (a == "--cases") cases = argv[i + 1];
     else if (a == "--epochs") epochs = std::stoi(argv[i + 1]);
     else if (a == "--profile") profile_steps = std::stoi(argv[i + 1]);
+    else if (a == "--markdown") markdown = argv[i + 1];
     else {
       usage(stderr);
       return 2;
@@ -210,8 +217,12 @@ int main(int argc, char** argv) {
               TORCH_VERSION, std::thread::hardware_concurrency(), epochs, spin ? "spin " : "",
               spin ? spin : (policy ? policy : "default"));
   std::printf("%-40s %7s %9s %9s %9s %10s %8s\n", "case", "threads", "s/epoch", "eval s", "cpu s", "reference", "speed-up");
+  std::ostringstream table;
+  table << "| case | bitnetmcu s/epoch (threads) | reference trainer s/epoch | speed-up |\n|---|---|---|---|\n";
   for (const Case& c : kCases) {
     if (("," + cases + ",").find("," + std::string(c.id) + ",") == std::string::npos) continue;
+    double best = 0;
+    std::string best_threads;
     for (const std::string& t : split(threads)) {
       Config cfg = config_from_yaml_text(c.yaml, c.id);
       cfg.data_dir = data_dir, cfg.output_dir = out_dir, cfg.num_threads = std::stoi(t);
@@ -227,6 +238,7 @@ int main(int argc, char** argv) {
         const double cpu = (cpu_seconds() - cpu0) / epochs;
         std::printf("%-40s %7s %9.2f %9.2f %9.2f %10.2f %7.2fx\n", c.label, t.c_str(), secs, eval_secs, cpu,
                     c.reference_seconds, c.reference_seconds / secs);
+        if (best_threads.empty() || secs < best) best = secs, best_threads = t;
       } catch (const std::exception& e) {
         std::printf("%-40s %7s  failed: %s\n", c.label, t.c_str(), e.what());
         return 1;
@@ -234,6 +246,26 @@ int main(int argc, char** argv) {
       std::fflush(stdout);
       step_breakdown(cfg, 200);
     }
+    if (!best_threads.empty()) {
+      char row[256];
+      std::snprintf(row, sizeof row, "| %s | %.2f (%s) | %.2f | %.1fx |\n", c.markdown, best, best_threads.c_str(),
+                    c.reference_seconds, c.reference_seconds / best);
+      table << row;
+    }
+  }
+  if (!markdown.empty() && profile_steps == 0) {
+    const std::time_t now = std::time(nullptr);
+    char date[32];
+    std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+    const char *policy_env = std::getenv("OMP_WAIT_POLICY"), *spin_env = std::getenv("GOMP_SPINCOUNT");
+    table << "\nMeasured " << date << " by `cmake --build build --target bench-train` (bench_train --threads " << threads
+          << " --epochs " << epochs << ", the last epoch; " << std::thread::hardware_concurrency()
+          << " hardware threads; OpenMP wait: "
+          << (spin_env ? std::string("spin ") + spin_env : std::string(policy_env ? policy_env : "default"))
+          << "). The reference trainer's figures were measured once on this machine (PyTorch 1.13, its best thread "
+             "setting); this machine's speed varies from day to day by up to 2x.\n";
+    std::ofstream(markdown) << table.str();
+    std::printf("wrote %s\n", markdown.c_str());
   }
   return 0;
 }
