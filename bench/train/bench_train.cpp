@@ -105,6 +105,13 @@ void step_breakdown(const Config& cfg, int steps) {
               totals[totals.size() / 2]);
 }
 
+// The OpenMP wait policy this process runs with (choose_openmp_wait_policy's choice, or the user's).
+std::string openmp_wait() {
+  if (const char* spin = std::getenv("GOMP_SPINCOUNT")) return std::string("spin ") + spin;
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  return policy ? policy : "default";
+}
+
 // An op's name, and for convolutions the first input's shape (one line per layer).
 std::string op_label(const torch::autograd::profiler::LegacyEvent& e) {
   std::string label = e.name();
@@ -212,10 +219,8 @@ int main(int argc, char** argv) {
     }
   }
   const std::string out_dir = (std::filesystem::temp_directory_path() / "bitnetmcu_bench_train").string();
-  const char *policy = std::getenv("OMP_WAIT_POLICY"), *spin = std::getenv("GOMP_SPINCOUNT");
-  std::printf("bitnetmcu-train epoch times (LibTorch %s, %u hardware threads; last of %d epoch(s); OpenMP wait: %s%s)\n",
-              TORCH_VERSION, std::thread::hardware_concurrency(), epochs, spin ? "spin " : "",
-              spin ? spin : (policy ? policy : "default"));
+  std::printf("bitnetmcu-train epoch times (LibTorch %s, %u hardware threads; last of %d epoch(s); OpenMP wait: %s)\n",
+              TORCH_VERSION, std::thread::hardware_concurrency(), epochs, openmp_wait().c_str());
   std::printf("%-40s %7s %9s %9s %9s %10s %8s\n", "case", "threads", "s/epoch", "eval s", "cpu s", "reference", "speed-up");
   std::ostringstream table;
   table << "| case | bitnetmcu s/epoch (threads) | reference trainer s/epoch | speed-up |\n|---|---|---|---|\n";
@@ -257,12 +262,9 @@ int main(int argc, char** argv) {
     const std::time_t now = std::time(nullptr);
     char date[32];
     std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
-    const char *policy_env = std::getenv("OMP_WAIT_POLICY"), *spin_env = std::getenv("GOMP_SPINCOUNT");
     table << "\nMeasured " << date << " by `cmake --build build --target bench-train` (bench_train --threads " << threads
           << " --epochs " << epochs << ", the last epoch; " << std::thread::hardware_concurrency()
-          << " hardware threads; OpenMP wait: "
-          << (spin_env ? std::string("spin ") + spin_env : std::string(policy_env ? policy_env : "default"))
-          << "). The reference trainer's figures were measured once on this machine (PyTorch 1.13, its best thread "
+          << " hardware threads; OpenMP wait: " << openmp_wait() << "). The reference trainer's figures were measured once on this machine (PyTorch 1.13, its best thread "
              "setting); this machine's speed varies from day to day by up to 2x.\n";
     std::ofstream(markdown) << table.str();
     std::printf("wrote %s\n", markdown.c_str());
