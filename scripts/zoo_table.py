@@ -25,6 +25,14 @@ KERNEL_BEGIN, KERNEL_END = "<!-- kernel-table:begin -->", "<!-- kernel-table:end
 TRAIN_BEGIN, TRAIN_END = "<!-- training-table:begin -->", "<!-- training-table:end -->"
 
 
+def replace_block(text, begin, end, block):
+    """text with its begin ... end markers' span replaced by block (which carries the markers), when
+    both the block and the markers are there."""
+    if not block or begin not in text:
+        return text
+    return re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: block, text, flags=re.S)
+
+
 def kernel_block(bench_md):
     """The per-weight kernel table of bench-firmware's results.md (its first table), or None."""
     if not bench_md.exists():
@@ -230,7 +238,7 @@ def main():
     text = readme.read_text()
     block = f"{BEGIN}\n{table}{note}\n{END}"
     if BEGIN in text:
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+        text = replace_block(text, BEGIN, END, block)
     else:
         text += f"\n## Model zoo\n\n{block}\n"
     own_lines = ["| model | data | shape | scheme | bytes | test samples | float acc. | engine acc. | "
@@ -241,20 +249,12 @@ def main():
                          f'{fmt(x["samples"])} | {x["float"]:.2f} % | {x["int"]:.2f} % | {x["mismatches"]} | '
                          f'{fmt(x["instr"])} | {fmt(x["flash"])} | {fmt(x["ram"])} | {x["v003"]} |')
     own_block = f"{OWN_BEGIN}\n" + "\n".join(own_lines) + f"\n{OWN_END}"
-    if OWN_BEGIN in text:
-        text = re.sub(re.escape(OWN_BEGIN) + ".*?" + re.escape(OWN_END), lambda _: own_block, text, flags=re.S)
-    if FRONT_BEGIN in text:
-        text = re.sub(re.escape(FRONT_BEGIN) + ".*?" + re.escape(FRONT_END), lambda _: frontier_block(rows), text,
-                      flags=re.S)
-    results = results_block(rows, reports)
-    if results and RES_BEGIN in text:
-        text = re.sub(re.escape(RES_BEGIN) + ".*?" + re.escape(RES_END), lambda _: results, text, flags=re.S)
-    kernels = None if args.no_run else kernel_block(build / "bench" / "firmware" / "results.md")
-    if kernels and KERNEL_BEGIN in text:
-        text = re.sub(re.escape(KERNEL_BEGIN) + ".*?" + re.escape(KERNEL_END), lambda _: kernels, text, flags=re.S)
-    training = training_block(build / "bench" / "train" / "results.md")
-    if training and TRAIN_BEGIN in text:
-        text = re.sub(re.escape(TRAIN_BEGIN) + ".*?" + re.escape(TRAIN_END), lambda _: training, text, flags=re.S)
+    text = replace_block(text, OWN_BEGIN, OWN_END, own_block)
+    text = replace_block(text, FRONT_BEGIN, FRONT_END, frontier_block(rows))
+    text = replace_block(text, RES_BEGIN, RES_END, results_block(rows, reports))
+    if not args.no_run:
+        text = replace_block(text, KERNEL_BEGIN, KERNEL_END, kernel_block(build / "bench" / "firmware" / "results.md"))
+    text = replace_block(text, TRAIN_BEGIN, TRAIN_END, training_block(build / "bench" / "train" / "results.md"))
     readme.write_text(text)
 
     import matplotlib

@@ -49,7 +49,8 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 // Also keeps freed memory for reuse (glibc): by default each tensor over 128 KB-32 MB (a CNN-64
 // activation at batch 128 is 6.4 MB) is a fresh mmap whose pages fault in on first touch and
 // are returned on free; that cost ~3.5 ms per such tensor, more than the convolution itself
-// (bench_train --profile: high system time; conv1's forward 4.7 ms -> 1.0 ms).
+// (bench_train --profile showed high system time; conv1's forward timed alone at batch 128,
+// minimum of 60 calls: 4.7 ms -> 1.0 ms).
 void configure_compute(const Config& cfg);
 
 // Call first thing in main(): unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, re-executes the
