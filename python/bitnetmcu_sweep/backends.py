@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 
-from . import results, runner, spec
+from . import progress, results, runner, spec
 
 
 def pool_size(cores, threads, jobs=None):
@@ -23,32 +23,44 @@ def _progress(row, done, total):
     size = "" if row["flash_bytes"] is None else f" flash {row['flash_bytes']} B"
     instr = "" if row["instructions"] is None else f" {row['instructions']} instr."
     err = f"  ({row['error']})" if row["error"] else ""
-    print(f"[sweep] {done}/{total} {row['run_id']} {row['status']}{acc}{size}{instr}  {row['overrides']}{err}", flush=True)
+    progress.say(f"[sweep] {done}/{total} {row['run_id']} {row['status']}{acc}{size}{instr}  {row['overrides']}{err}")
 
 
-def run_local(sweep, runs, out_dir, tools, jobs):
-    """Runs `runs` on a pool of `jobs` workers, appending each row as it finishes. Ctrl-C (or
-    SIGTERM to the sweep) stops starting new runs and waits for the running ones: they finish,
-    or, when the signal reached them too (a terminal's Ctrl-C), save their checkpoints and are
-    recorded as failed, to be resumed by the next start."""
+def run_local(sweep, runs, out_dir, tools, jobs, progress_every=60.0):
+    """Runs `runs` on a pool of `jobs` workers, appending each row as it finishes and reporting
+    the running runs' epochs every `progress_every` seconds (0: start and end lines only). Ctrl-C
+    (or SIGTERM to the sweep) stops starting new runs and waits for the running ones: they
+    finish, or, when the signal reached them too (a terminal's Ctrl-C), save their checkpoints
+    and are recorded as failed, to be resumed by the next start."""
     stop = threading.Event()
     total, done = len(runs), 0
+    watch = progress.Progress(progress_every)
 
     def work(run):
         if stop.is_set():
             return None
-        row = runner.run_one(run, sweep.base, out_dir, sweep.target, tools)
+        os.makedirs(runner.run_dir(out_dir, run.run_id), exist_ok=True)
+        watch.started(run.run_id, run.overrides_text(), runner.train_log(out_dir, run.run_id))
+        try:
+            row = runner.run_one(run, sweep.base, out_dir, sweep.target, tools)
+        finally:
+            watch.finished(run.run_id)
         results.append_row(out_dir, row)
         return row
 
     with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
-        futures = [pool.submit(work, r) for r in runs]
+        pending = {pool.submit(work, r) for r in runs}
         try:
-            for f in concurrent.futures.as_completed(futures):
-                row = f.result()
-                if row:
-                    done += 1
-                    _progress(row, done, total)
+            while pending:
+                finished, pending = concurrent.futures.wait(pending, timeout=progress_every or None,
+                                                            return_when=concurrent.futures.FIRST_COMPLETED)
+                if progress_every:
+                    watch.report()
+                for f in finished:
+                    row = f.result()
+                    if row:
+                        done += 1
+                        _progress(row, done, total)
         except KeyboardInterrupt:
             stop.set()
             print("[sweep] interrupted: waiting for the running runs to save their checkpoints", file=sys.stderr)
@@ -115,19 +127,38 @@ def _job_active(job_id):
     return bool(p.stdout.strip())
 
 
-def wait_and_collect(out_dir, poll=5.0, timeout=None):
-    """Waits for the submitted array to leave the queue, then records every task that left no
-    row of its own (killed, out of time, node failure) as failed, with its log's last lines."""
+def _watch_tasks(watch, out_dir, tasks, job):
+    """The array's tasks as they start (their train.log is written after the submission) and
+    end (their row appears)."""
+    rows = results.load_rows(out_dir)
+    for i, r in enumerate(tasks["runs"]):
+        run_id, log = r["run_id"], runner.train_log(out_dir, r["run_id"])
+        row = rows.get(run_id)
+        if row is not None and row.get("slurm_job") == job["job_id"]:
+            watch.finished(run_id)
+        elif not watch.seen(run_id) and os.path.exists(log) and os.path.getmtime(log) >= job.get("submitted", 0):
+            watch.started(run_id, spec.Run(**r).overrides_text(), log, where=f" (task {job['job_id']}_{i})")
+
+
+def wait_and_collect(out_dir, poll=5.0, timeout=None, progress_every=60.0):
+    """Waits for the submitted array to leave the queue, reporting its tasks' epochs every
+    `progress_every` seconds, then records every task that left no row of its own (killed, out of
+    time, node failure) as failed, with its log's last lines."""
     with open(os.path.join(out_dir, "slurm", "job.json")) as f:
         job = json.load(f)
+    with open(_tasks_file(out_dir)) as f:
+        tasks = json.load(f)
     job_id, started = job["job_id"], time.time()
+    watch, reported = progress.Progress(progress_every), time.time()
     while _job_active(job_id):
         if timeout and time.time() - started > timeout:
             raise TimeoutError(f"Slurm job {job_id} still running after {timeout:g} s")
+        if progress_every and time.time() - reported >= progress_every:
+            _watch_tasks(watch, out_dir, tasks, job)
+            watch.report()
+            reported = time.time()
         time.sleep(poll)
     rows = results.load_rows(out_dir)
-    with open(_tasks_file(out_dir)) as f:
-        tasks = json.load(f)
     missing = 0
     for i, r in enumerate(tasks["runs"]):
         row = rows.get(r["run_id"])

@@ -42,6 +42,9 @@ def parse_args(argv):
     ap.add_argument("--no-firmware", action="store_true", help="skip the firmware + QEMU step (no instructions, "
                     "flash/RAM from the exporter's estimate)")
     ap.add_argument("--step-timeout", type=float, help="seconds a step of a run may take before it is killed")
+    ap.add_argument("--progress-every", type=float, default=60.0, metavar="SECONDS",
+                    help="print each running run's latest epoch (test accuracy, time so far and left) at most this "
+                    "often (default 60; 0: only a line when a run starts and when it ends)")
     ap.add_argument("--dry-run", action="store_true", help="check the sweep file, list its runs, run nothing")
     ap.add_argument("--no-wait", action="store_true", help="slurm: submit and return (collect with --collect)")
     ap.add_argument("--collect", action="store_true", help="slurm: wait for the submitted array, record tasks "
@@ -62,6 +65,8 @@ def parse_args(argv):
         ap.error("no sweep file given")
     if a.threads < 1 or (a.jobs is not None and a.jobs < 1):
         ap.error("--threads and --jobs expect a positive integer")
+    if not a.progress_every >= 0:
+        ap.error(f"--progress-every expects seconds >= 0, got {a.progress_every:g}")
     return a
 
 
@@ -159,7 +164,7 @@ def main(argv=None, source_dir=None):
                     a.run)
         return 0
     if a.collect:
-        job_id, missing = backends.wait_and_collect(out_dir)
+        job_id, missing = backends.wait_and_collect(out_dir, progress_every=a.progress_every)
         print(f"[sweep] Slurm job {job_id} done; {missing} task(s) left no result (recorded as failed)")
         write_report(sweep, out_dir, a.top)
         return 0
@@ -185,7 +190,7 @@ def main(argv=None, source_dir=None):
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         try:
-            backends.run_local(sweep, todo, out_dir, tools, jobs)
+            backends.run_local(sweep, todo, out_dir, tools, jobs, a.progress_every)
         except KeyboardInterrupt:
             print("[sweep] interrupted; rerun the same command to continue", file=sys.stderr)
             return 130
@@ -195,7 +200,7 @@ def main(argv=None, source_dir=None):
         if a.no_wait:
             print(f"[sweep] collect with: bitnetmcu-sweep {a.sweep} --collect" + (f" --out {a.out}" if a.out else ""))
             return 0
-        job_id, missing = backends.wait_and_collect(out_dir)
+        job_id, missing = backends.wait_and_collect(out_dir, progress_every=a.progress_every)
         print(f"[sweep] Slurm job {job_id} done; {missing} task(s) left no result (recorded as failed)")
     write_report(sweep, out_dir, a.top)
     return 0

@@ -78,7 +78,7 @@ def _env(tools):
 
 
 def train(run, base, rundir, tools):
-    log = os.path.join(rundir, "train.log")
+    log = os.path.join(rundir, "train.log")  # progress.py reads its epoch lines
     existing = glob.glob(os.path.join(rundir, "*.pt"))
     if existing:  # a killed or interrupted run: continue it (a finished one returns at once)
         cmd = [tools.trainer, "--resume", existing[0], "--no-progress"]
@@ -163,10 +163,19 @@ def failed_row(run, chip, error):
             "checkpoint": None, "config": run.config}
 
 
+def run_dir(out_dir, run_id):
+    """The folder of one run's checkpoint, logs and export."""
+    return os.path.abspath(os.path.join(out_dir, "runs", run_id))
+
+
+def train_log(out_dir, run_id):
+    return os.path.join(run_dir(out_dir, run_id), "train.log")
+
+
 def run_one(run, base, out_dir, target, tools):
     """Does one run and returns its row (never raises for a failing step)."""
     started = time.time()
-    rundir = os.path.abspath(os.path.join(out_dir, "runs", run.run_id))
+    rundir = run_dir(out_dir, run.run_id)
     os.makedirs(rundir, exist_ok=True)
     row = failed_row(run, target.chip, "")
     misfits = []

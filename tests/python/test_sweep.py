@@ -13,7 +13,7 @@ import pytest
 
 from conftest import SOURCE_DIR, data_dir, find_exporter, find_trainer
 
-from bitnetmcu_sweep import backends, frontier, results, spec
+from bitnetmcu_sweep import backends, frontier, progress, results, spec
 
 SWEEP_TOOL = os.path.join(SOURCE_DIR, "tools", "bitnetmcu-sweep")
 BASE = os.path.join(SOURCE_DIR, "trainingparameters.yaml")
@@ -213,6 +213,59 @@ def test_pool_size_keeps_runs_times_threads_within_the_cores():
     assert backends.pool_size(cores=2, threads=1, jobs=8) == 2
 
 
+# ---- progress of long runs ------------------------------------------------------------------
+
+EPOCH_LINE = ("epoch {e}/{n}  lr 0.000872  train loss 0.0328 acc 98.99%  test loss 0.0235 acc {acc}%  "
+              "60.1 s + eval 2.8 s | conv1 s=8.92\n")
+
+
+def test_last_epoch_reads_the_trainers_last_epoch_line(tmp_path):
+    log = tmp_path / "train.log"
+    assert progress.last_epoch(str(log)) is None  # not there yet
+    log.write_text("$ bitnetmcu-train ...\nloading MNIST\n")
+    assert progress.last_epoch(str(log)) is None
+    log.write_text("$ bitnetmcu-train ...\n" + "".join(EPOCH_LINE.format(e=e, n=60, acc=99.0 + e / 100) for e in (1, 2, 3))
+                   + "epoch 4/60  lr 0.0008")  # a line being written
+    assert progress.last_epoch(str(log)) == (3, 60, 99.03)
+    # a long log: only its end is read
+    log.write_text("".join(EPOCH_LINE.format(e=e, n=900, acc=98.5) for e in range(1, 901)))
+    assert progress.last_epoch(str(log)) == (900, 900, 98.5)
+
+
+def test_duration_reads_like_a_person_would_say_it():
+    assert [progress.duration(s) for s in (0, 42, 99, 100, 1019, 5900, 7500)] == \
+        ["0 s", "42 s", "99 s", "2 min", "17 min", "98 min", "2 h 05 min"]
+
+
+def test_progress_reports_each_new_epoch_once_with_time_left(tmp_path):
+    lines = []
+    watch = progress.Progress(60, out=lambda text, flush=False: lines.append(text))
+    fresh, resumed = tmp_path / "a.log", tmp_path / "b.log"
+    fresh.write_text("$ bitnetmcu-train\n")
+    resumed.write_text("".join(EPOCH_LINE.format(e=e, n=10, acc=97.0) for e in (1, 2, 3, 4)))
+    watch.started("aaaa", "seed=1", str(fresh))
+    watch.started("bbbb", "seed=2", str(resumed))
+    assert lines[0] == f"[sweep] start aaaa  seed=1  (log {fresh})"
+    assert lines[1] == f"[sweep] start bbbb, resuming after epoch 4  seed=2  (log {resumed})"
+    t0 = time.time()
+    watch.report(now=t0 + 1)
+    assert len(lines) == 2  # no epoch finished since the start
+    fresh.write_text(fresh.read_text() + EPOCH_LINE.format(e=1, n=60, acc=98.25))
+    resumed.write_text(resumed.read_text() + EPOCH_LINE.format(e=5, n=10, acc=99.1) + EPOCH_LINE.format(e=6, n=10, acc=99.2))
+    watch.report(now=t0 + 120)
+    # one epoch in ~120 s with 59 left: ~1 h 58 min; two epochs (5, 6) in ~120 s with 4 left: ~4 min
+    assert lines[2:] == ["[sweep] aaaa epoch 1/60  test 98.25 %  (2 min so far, ~1 h 58 min left)",
+                         "[sweep] bbbb epoch 6/10  test 99.20 %  (2 min so far, ~4 min left)"]
+    watch.report(now=t0 + 180)
+    assert len(lines) == 4  # nothing new
+    resumed.write_text(resumed.read_text() + "".join(EPOCH_LINE.format(e=e, n=10, acc=99.3) for e in (7, 8, 9, 10)))
+    watch.finished("aaaa")
+    fresh.write_text(fresh.read_text() + EPOCH_LINE.format(e=2, n=60, acc=98.5))
+    watch.report(now=t0 + 240)
+    assert lines[4:] == ["[sweep] bbbb epoch 10/10  test 99.30 %; training done, exporting  (4 min so far)"]
+    assert watch.seen("aaaa") and not watch.seen("cccc")
+
+
 def test_pareto_frontier_keeps_only_undominated_runs():
     rows = [{"run_id": n, "engine_accuracy": a, "flash_bytes": f, "status": "ok"} for n, a, f in
             [("a", 0.95, 4000), ("b", 0.97, 6000), ("c", 0.96, 7000), ("d", 0.99, 15000), ("e", 0.94, 3000),
@@ -276,6 +329,8 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
 
     stdout, rows = sweep_rows()
     assert "3 runs (0 finished, 3 to run)" in stdout
+    starts = [l for l in stdout.splitlines() if l.startswith("[sweep] start ")]  # one per run, naming its log
+    assert len(starts) == 3 and all(l.endswith("train.log)") for l in starts), stdout
     ok = rows[1]
     assert ok["status"] == "no_fit" and ok["fits"] is False  # FC 16/16, 4bitsym: more than 1500 B of weights
     assert ok["error"] == f"weight_bytes {ok['weight_bytes']} > 1500" and ok["weight_bytes"] > 1500
