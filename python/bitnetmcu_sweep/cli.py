@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 
-from . import backends, frontier, results, runner, spec
+from . import backends, frontier, progress, results, runner, spec
 
 USAGE_EPILOG = """
 Each run: bitnetmcu-train -> bitnetmcu-export --target CHIP -> firmware + QEMU twin (instructions
@@ -46,6 +46,8 @@ def parse_args(argv):
                     help="print each running run's latest epoch (test accuracy, time so far and left) at most this "
                     "often (default 60; 0: only a line when a run starts and when it ends)")
     ap.add_argument("--dry-run", action="store_true", help="check the sweep file, list its runs, run nothing")
+    ap.add_argument("--status", action="store_true", help="list every run's state (result, or the epoch its train.log "
+                    "reached and when it last wrote, or not started), run nothing: for a sweep running elsewhere")
     ap.add_argument("--no-wait", action="store_true", help="slurm: submit and return (collect with --collect)")
     ap.add_argument("--collect", action="store_true", help="slurm: wait for the submitted array, record tasks "
                     "that left no result, write the frontier")
@@ -180,6 +182,12 @@ def main(argv=None, source_dir=None):
     if a.dry_run:
         for r in runs:
             print(f"  {r.run_id} {'done' if r.run_id in done else 'todo'}  {r.overrides_text()}")
+        return 0
+    if a.status:
+        rows = results.load_rows(out_dir)
+        for r in runs:
+            state = progress.status_line(rows.get(r.run_id), runner.train_log(out_dir, r.run_id))
+            print(f"  {r.run_id} {state}  {r.overrides_text()}")
         return 0
     os.makedirs(out_dir, exist_ok=True)
     if todo and a.backend == "local":

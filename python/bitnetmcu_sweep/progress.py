@@ -91,3 +91,20 @@ class Progress:
             done_text = "; training done, exporting" if epoch == epochs else ""
             self._out(f"[sweep] {run_id} epoch {epoch}/{epochs}  test {acc:.2f} %{done_text}  ({duration(elapsed)} so far{left})",
                       flush=True)
+
+
+def status_line(row, log, now=None):
+    """One run's state for --status: its result row if it has one, else what its train.log says
+    (a run in progress, or one killed and waiting to be resumed), else that it has not started."""
+    now = time.time() if now is None else now
+    if row is not None and row["status"] != "failed":
+        acc = "" if row["engine_accuracy"] is None else f" engine {100 * row['engine_accuracy']:.2f} %"
+        return f"{row['status']}{acc}"
+    got = last_epoch(log)
+    if got:
+        age = duration(now - os.path.getmtime(log))
+        text = f"epoch {got[0]}/{got[1]}, test {got[2]:.2f} %, log written {age} ago"
+        return text + (f" (last try failed: {row['error'][:120]})" if row is not None else "")
+    if row is not None:
+        return f"failed: {row['error'][:160]}"
+    return "started, no epoch yet" if os.path.exists(log) else "not started"

@@ -266,6 +266,23 @@ def test_progress_reports_each_new_epoch_once_with_time_left(tmp_path):
     assert watch.seen("aaaa") and not watch.seen("cccc")
 
 
+def test_status_line_says_what_each_run_is_doing(tmp_path):
+    log = tmp_path / "train.log"
+    now = time.time()
+    assert progress.status_line(None, str(log), now) == "not started"
+    log.write_text("$ bitnetmcu-train\n")
+    assert progress.status_line(None, str(log), now) == "started, no epoch yet"
+    log.write_text(EPOCH_LINE.format(e=16, n=60, acc=99.21))
+    os.utime(log, (now - 125, now - 125))
+    assert progress.status_line(None, str(log), now) == "epoch 16/60, test 99.21 %, log written 2 min ago"
+    failed = {"status": "failed", "engine_accuracy": None, "error": "train: killed by signal SIGKILL"}
+    assert progress.status_line(failed, str(log), now) == \
+        "epoch 16/60, test 99.21 %, log written 2 min ago (last try failed: train: killed by signal SIGKILL)"
+    assert progress.status_line(failed, str(tmp_path / "none.log"), now) == "failed: train: killed by signal SIGKILL"
+    ok = {"status": "no_fit", "engine_accuracy": 0.9913, "error": "flash 17000 > 16384"}
+    assert progress.status_line(ok, str(log), now) == "no_fit engine 99.13 %"
+
+
 def test_pareto_frontier_keeps_only_undominated_runs():
     rows = [{"run_id": n, "engine_accuracy": a, "flash_bytes": f, "status": "ok"} for n, a, f in
             [("a", 0.95, 4000), ("b", 0.97, 6000), ("c", 0.96, 7000), ("d", 0.99, 15000), ("e", 0.94, 3000),
@@ -353,6 +370,11 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     assert log.read_text().split() == ["1", "13", "14", "13", "14", "13", "14"]
     stdout, _ = sweep_rows()
     assert "3 runs (3 finished, 0 to run)" in stdout
+    p = subprocess.run(cmd + ["--status"], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+    states = {l.split()[0]: l.strip() for l in p.stdout.splitlines()[1:]}
+    assert states[rows[1]["run_id"]].startswith(f"{rows[1]['run_id']} no_fit engine ")
+    assert states[rows[13]["run_id"]].startswith(f"{rows[13]['run_id']} ok engine "), p.stdout
     assert len((out / "results.jsonl").read_text().splitlines()) == 7
     assert len((out / "results.csv").read_text().splitlines()) == 8  # header + 7 rows
 
