@@ -19,6 +19,7 @@ OUT/frontier.md and OUT/frontier.{png,svg} hold the Pareto frontiers.
   bitnetmcu-sweep sweeps/tiny_fc.yaml                       # local, runs x threads <= cores
   bitnetmcu-sweep sweeps/tiny_fc.yaml --backend slurm       # one sbatch --array job, waits
   bitnetmcu-sweep sweeps/tiny_fc.yaml --backend slurm --no-wait; bitnetmcu-sweep sweeps/tiny_fc.yaml --collect
+  bitnetmcu-sweep sweeps/tiny_fc.yaml --status              # each run: result, epoch reached, or not started
   bitnetmcu-sweep sweeps/tiny_fc.yaml --report --top 5      # tables and plot of what is there
   bitnetmcu-sweep sweeps/tiny_fc.yaml --export-best fc_tiny # best fitting run -> modeldata/ (zoo)
   bitnetmcu-sweep sweeps/tiny_fc.yaml --export-best fc_tiny2 --run 16d42a34b1  # that run instead
