@@ -400,8 +400,23 @@ void log_run_start(std::ostream& out, const Config& cfg, const DataInfo& info, c
 }
 
 // Records a completed epoch: its metrics CSV row and its console line.
+}  // namespace
+
+std::string duration_text(double seconds) {
+  const long s = std::lround(std::max(0.0, seconds));
+  if (s < 100) return std::to_string(s) + " s";
+  const long minutes = (s + 30) / 60;
+  if (minutes < 100) return std::to_string(minutes) + " min";
+  const long m = minutes % 60;
+  return std::to_string(minutes / 60) + " h " + (m < 10 ? "0" : "") + std::to_string(m) + " min";
+}
+
+namespace {
+
+// left_seconds: the epochs still to come at this run's pace so far (0: the last epoch).
 void log_epoch(std::ostream& out, const Config& cfg, const QatModelImpl& model, int epoch, double lr,
-               const EpochTotals& totals, const EvalResult& test, double secs, double eval_secs, RunProgress& p) {
+               const EpochTotals& totals, const EvalResult& test, double secs, double eval_secs, double left_seconds,
+               RunProgress& p) {
   std::string stats_line, stats_csv;
   layer_stats(model, stats_line, stats_csv);
   std::ostringstream row;
@@ -412,7 +427,8 @@ void log_epoch(std::ostream& out, const Config& cfg, const QatModelImpl& model, 
       << std::setprecision(4) << "  train loss " << totals.train_loss << " acc " << std::setprecision(2)
       << 100 * totals.train_accuracy << "%  test loss " << std::setprecision(4) << test.loss << " acc "
       << std::setprecision(2) << 100 * test.accuracy << "%  " << std::setprecision(1) << secs << " s + eval "
-      << eval_secs << " s" << std::defaultfloat << stats_line << "\n"
+      << eval_secs << " s" << std::defaultfloat << (left_seconds >= 0.5 ? ", ~" + duration_text(left_seconds) + " left" : "")
+      << stats_line << "\n"
       << std::flush;
 }
 
@@ -483,6 +499,8 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   StopSignals signals;
   log_run_start(out, cfg, data.info, train_set, test_set, optimizer, device);
 
+  const auto loop_start = Clock::now();
+  const int first_epoch = progress.epochs_done;
   for (int epoch = progress.epochs_done; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
     const auto t0 = Clock::now();
     torch::manual_seed(static_cast<uint64_t>(cfg.seed) * 1000003ull + static_cast<uint64_t>(epoch));
@@ -501,7 +519,8 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     const double eval_secs = std::chrono::duration<double>(Clock::now() - t1).count();
     progress.train_seconds += secs + eval_secs;
     progress.test_accuracy = test.accuracy, progress.test_loss = test.loss;
-    log_epoch(out, cfg, *model, epoch, lr, totals, test, secs, eval_secs, progress);
+    const double per_epoch = std::chrono::duration<double>(Clock::now() - loop_start).count() / (epoch + 1 - first_epoch);
+    log_epoch(out, cfg, *model, epoch, lr, totals, test, secs, eval_secs, per_epoch * (cfg.num_epochs - epoch - 1), progress);
     progress.epochs_done = epoch + 1;
     boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
     save_checkpoint_atomic(result.checkpoint_path, boundary);

@@ -16,6 +16,9 @@ namespace bitnetmcu::train {
 double schedule_factor(const Config& cfg, int epoch);
 // learning_rate * schedule_factor: the Adam rate of an epoch.
 double learning_rate_at(const Config& cfg, int epoch);
+// A duration as the epoch lines write the time left: "42 s", "17 min", "2 h 05 min"
+// (bitnetmcu-sweep's progress lines, python/bitnetmcu_sweep/progress.py, read alike).
+std::string duration_text(double seconds);
 
 struct TrainOptions {
   std::string resume_path;        // continue this checkpoint (its config, plus `overrides`)

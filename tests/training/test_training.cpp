@@ -50,6 +50,16 @@ TEST_CASE("learning-rate schedules") {
   CHECK(learning_rate_at(cfg, 6) == Approx(0.25));
 }
 
+TEST_CASE("durations in the epoch lines' time left read like the sweep's progress lines") {
+  CHECK(duration_text(0.4) == "0 s");
+  CHECK(duration_text(42) == "42 s");
+  CHECK(duration_text(99) == "99 s");
+  CHECK(duration_text(100) == "2 min");
+  CHECK(duration_text(1019) == "17 min");
+  CHECK(duration_text(5900) == "98 min");
+  CHECK(duration_text(7500) == "2 h 05 min");
+}
+
 TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accuracy") {
   if (!have_mnist()) return;
   Config cfg = small_config("smoke");
