@@ -18,6 +18,7 @@ def say(text, flush=True):
             sys.stdout.flush()
 
 # bitnetmcu-train's per-epoch line: "epoch 16/60  lr ...  train loss ... acc 99.00%  test loss 0.0257 acc 99.21%  ..."
+TAIL_BYTES = 8 << 10  # 30 epoch lines and more
 EPOCH = re.compile(r"^epoch (\d+)/(\d+)\b.*?\btest loss \S+ acc ([\d.]+) ?%", re.M)
 
 
@@ -26,7 +27,7 @@ def last_epoch(log):
     try:
         with open(log, "rb") as f:
             f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))  # the last lines are enough, whatever the log's length
+            f.seek(max(0, f.tell() - TAIL_BYTES))  # the last lines are enough, whatever the log's length
             text = f.read().decode(errors="replace")
     except OSError:
         return None
