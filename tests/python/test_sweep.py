@@ -1,5 +1,6 @@
 """bitnetmcu-sweep: sweep-file errors (file:line), grid/random expansion, the results table,
 resume and failure recording (python/bitnetmcu_sweep, tools/bitnetmcu-sweep)."""
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -264,6 +265,33 @@ def test_progress_reports_each_new_epoch_once_with_time_left(tmp_path):
     watch.report(now=t0 + 240)
     assert lines[4:] == ["[sweep] bbbb epoch 10/10  test 99.30 %; training done, exporting  (4 min so far)"]
     assert watch.seen("aaaa") and not watch.seen("cccc")
+
+
+def test_slurm_wait_reports_tasks_as_their_logs_appear_and_rows_land(tmp_path):
+    out = tmp_path / "out"
+    runs = [spec.Run(index=i, overrides={"seed": str(i)}, lines={}, run_id=f"run{i}") for i in range(3)]
+    tasks = {"runs": [dataclasses.asdict(r) for r in runs]}
+    job = {"job_id": "77", "submitted": time.time() - 5}
+    (out / "runs" / "run2").mkdir(parents=True)
+    stale = out / "runs" / "run2" / "train.log"  # left by an earlier attempt: not this job's task yet
+    stale.write_text(EPOCH_LINE.format(e=3, n=10, acc=97.5))
+    os.utime(stale, (job["submitted"] - 600, job["submitted"] - 600))
+    lines = []
+    watch = progress.Progress(60, out=lambda text, flush=False: lines.append(text))
+    backends._watch_tasks(watch, str(out), tasks, job)
+    assert lines == []
+    (out / "runs" / "run0").mkdir()
+    (out / "runs" / "run0" / "train.log").write_text("$ bitnetmcu-train\n")
+    backends._watch_tasks(watch, str(out), tasks, job)
+    assert lines == [f"[sweep] start run0 (task 77_0)  seed=0  (log {out}/runs/run0/train.log)"]
+    (out / "runs" / "run0" / "train.log").write_text(EPOCH_LINE.format(e=1, n=2, acc=91.0))
+    watch.report()
+    assert lines[-1].startswith("[sweep] run0 epoch 1/2  test 91.00 %")
+    results.append_row(str(out), dict(backends.runner.failed_row(runs[0], "ch32v003", ""), status="ok", slurm_job="77"))
+    backends._watch_tasks(watch, str(out), tasks, job)
+    (out / "runs" / "run0" / "train.log").write_text(EPOCH_LINE.format(e=2, n=2, acc=92.0))
+    watch.report()
+    assert len(lines) == 2  # finished: no more lines for it
 
 
 def test_status_line_says_what_each_run_is_doing(tmp_path):
