@@ -376,6 +376,9 @@ def test_failures_are_recorded_and_a_rerun_resumes(tmp_path):
     assert "3 runs (0 finished, 3 to run)" in stdout
     starts = [l for l in stdout.splitlines() if l.startswith("[sweep] start ")]  # one per run, naming its log
     assert len(starts) == 3 and all(l.endswith("train.log)") for l in starts), stdout
+    # the progress reader understands the real trainer's epoch line (C++ log_epoch): the two must not drift
+    epoch = progress.last_epoch(os.path.join(str(out), "runs", rows[1]["run_id"], "train.log"))
+    assert epoch is not None and epoch[:2] == (1, 1) and abs(epoch[2] - 100 * rows[1]["float_accuracy"]) < 0.006
     ok = rows[1]
     assert ok["status"] == "no_fit" and ok["fits"] is False  # FC 16/16, 4bitsym: more than 1500 B of weights
     assert ok["error"] == f"weight_bytes {ok['weight_bytes']} > 1500" and ok["weight_bytes"] > 1500
