@@ -15,9 +15,10 @@ import torch
 import torch.nn.functional as F
 
 from bitnetmcu_torch import config as config_mod
+from bitnetmcu_torch.average import WeightAverage
 from bitnetmcu_torch.checkpoint import CheckpointMeta, write_checkpoint
 from bitnetmcu_torch.data import Augmenter, downscale_normalize, load_raw, to_unit_tensor
-from bitnetmcu_torch.models import build_model, model_entries, model_from_checkpoint
+from bitnetmcu_torch.models import build_model, model_from_checkpoint
 from bitnetmcu_torch.optim import Optimizers
 from bitnetmcu_torch.quant import entropy_bits
 
@@ -111,6 +112,7 @@ def train(cfg, out_path, log=print):
     model = build_model(cfg)
     optimizer = Optimizers(model, cfg)
     augmenter = Augmenter(cfg)
+    average = WeightAverage(cfg, model)
     header = ["epoch", "lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"] + \
         [f"clip_{n}" for n, _ in model.quant_layers()] + [f"entropy_{n}" for n, _ in model.quant_layers()]
     rows, started = [",".join(header)], time.time()
@@ -135,10 +137,12 @@ def train(cfg, out_path, log=print):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            average.update()
             total_loss += float(loss) * len(idx)
             correct += int((out.argmax(1) == y[idx]).sum())
-        test_loss, test_acc = evaluate(model, test_x, test_y)
-        layers = [layer for _, layer in model.quant_layers()]
+        average.sync(epoch)
+        test_loss, test_acc = evaluate(average.model(), test_x, test_y)
+        layers = [layer for _, layer in average.model().quant_layers()]
         clips = [float(layer.current_clip().mean()) for layer in layers]
         entropies = [entropy_bits(layer.quantized_weight()) if layer.scheme else 32.0 for layer in layers]
         seconds = time.time() - t0
@@ -155,10 +159,10 @@ def train(cfg, out_path, log=print):
                                test_loss=test_loss).to_text(),
         "metrics": "\n".join(rows) + "\n",
     }
-    entries.update(model_entries(model))
+    entries.update(average.entries())
     write_checkpoint(out_path, entries)
     log(f"wrote {out_path}")
-    return model
+    return average.model()
 
 
 def main(argv=None):

@@ -144,6 +144,9 @@ const std::vector<Key>& keys() {
       int_key("T_mult", &Config::T_mult, 1, 1000, "CosineWarmRestarts: cycle length factor"),
       int_key("halve_lr_epoch", &Config::halve_lr_epoch, -1, 100000,
               "from this epoch on the scheduled rate is halved; -1 = never"),
+      real_key("ema_decay", &Config::ema_decay, 0, 0.99999,
+               "> 0: evaluate, save and export an exponential moving average of the weights over the optimizer "
+               "steps, avg = d avg + (1 - d) w, d = min(ema_decay, t / (t + 9)) at step t; 0 = off"),
       bool_key("augmentation", &Config::augmentation,
                "add one augmented copy of the training set to every epoch"),
       real_key("rotation1", &Config::rotation1, 0, 180, "first random rotation, +- degrees"),
@@ -362,6 +365,7 @@ std::string Config::run_name() const {
   if (is_cnn()) n += "_cnn" + std::to_string(cnn_width);
   if (optimizer != "Adam") n += "_" + optimizer;
   if (!distill_teacher.empty()) n += "_kd";
+  if (ema_decay > 0) n += "_ema";
   return n + "_e" + std::to_string(num_epochs);
 }
 

@@ -58,6 +58,7 @@ struct Config {
   int T_0 = 10;
   int T_mult = 1;
   int halve_lr_epoch = -1;  // <0: never
+  double ema_decay = 0;     // >0: evaluate, save and export a moving average of the weights (weight_average.hpp)
   // augmentation
   bool augmentation = true;
   double rotation1 = 10, rotation2 = 10;

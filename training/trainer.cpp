@@ -1,6 +1,7 @@
 #include "trainer.hpp"
 
 #include "optimizer.hpp"
+#include "weight_average.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -250,14 +251,15 @@ Config run_config(const Config& cfg_in, const TrainOptions& options, Checkpoint&
 // Restores weights, optimizer state and progress from `resumed` (null: a fresh run, which
 // gets its initial clipping scalars instead).
 RunProgress resume(const Checkpoint* resumed, const std::string& path, const Config& cfg, QatModelImpl& model,
-                   Optimizer& optimizer, std::ostream& out) {
+                   WeightAverage& average, Optimizer& optimizer, std::ostream& out) {
   RunProgress p;
   p.metrics = metrics_header(model);
   if (!resumed) {
     model.update_clipping(cfg);  // initial s (octav from 0.25 mean|w|), even when maxw_update_until_epoch is 0
+    average.restart();
     return p;
   }
-  model.load_state_tensors(resumed->tensors);
+  average.load(resumed->tensors);
   if (!optimizer.load(resumed->tensors)) out << "note: no matching optimizer state in the checkpoint; the optimizer restarts\n";
   p.epochs_done = resumed->meta.epochs_done;
   p.train_seconds = resumed->meta.train_seconds;
@@ -270,12 +272,12 @@ RunProgress resume(const Checkpoint* resumed, const std::string& path, const Con
 }
 
 // The checkpoint of the current epoch boundary.
-Checkpoint snapshot(const Config& cfg, const QatModelImpl& model, const Optimizer& optimizer,
+Checkpoint snapshot(const Config& cfg, const WeightAverage& average, const Optimizer& optimizer,
                     const InputQuantizer& quantizer, const RunProgress& p) {
   Checkpoint ck;
   ck.config_yaml = config_to_yaml(cfg);
   ck.metrics_csv = p.metrics;
-  ck.tensors = model.state_tensors();
+  average.save(ck.tensors);
   optimizer.save(ck.tensors);
   save_input_quantizer(ck, quantizer);
   ck.meta.creator = std::string("bitnetmcu-train (C++, LibTorch ") + TORCH_VERSION + ")";
@@ -358,8 +360,9 @@ struct EpochTotals {
 
 // One optimizer pass over the epoch's samples in a random order (the caller seeded torch);
 // returns early, with partial totals, when a stop signal arrives.
-EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, const DataSplit& samples, const Config& cfg, int epoch,
-                      double schedule, torch::Device device, bool progress_bar, const torch::Tensor& teacher) {
+EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, WeightAverage& average, const DataSplit& samples,
+                      const Config& cfg, int epoch, double schedule, torch::Device device, bool progress_bar,
+                      const torch::Tensor& teacher) {
   // teacher: logits per sample of `samples`, or undefined
   const int64_t n = samples.labels.size(0), bs = cfg.batch_size;
   const torch::Tensor order = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(device));
@@ -376,6 +379,7 @@ EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, const DataSplit
     optimizer.zero_grad();
     loss.backward();
     optimizer.step(schedule);
+    average.update();
     loss_sum += loss.detach() * idx.size(0);
     correct += logits.detach().argmax(1).eq(y).sum();
     if (bar.due()) bar.show(b + 1, loss.item<double>());
@@ -451,7 +455,8 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   QatModel model = build_model(cfg);
   model->to(device);
   Optimizer optimizer(model->named_parameters(), cfg);
-  RunProgress progress = resume(resuming ? &resumed : nullptr, options.resume_path, cfg, *model, optimizer, out);
+  WeightAverage average(cfg, model);
+  RunProgress progress = resume(resuming ? &resumed : nullptr, options.resume_path, cfg, *model, average, optimizer, out);
 
   TrainResult result;
   result.checkpoint_path = resuming ? options.resume_path : (fs::path(cfg.output_dir) / (cfg.run_name() + ".pt")).string();
@@ -479,7 +484,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
         << std::flush;
   }
 
-  Checkpoint boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
+  Checkpoint boundary = snapshot(cfg, average, optimizer, data.info.quantizer, progress);
   // The next epoch's samples are made on a worker thread while this epoch trains.
   auto prepare = [&](int epoch) {
     return std::async(std::launch::async, [&cfg, &train_set, &augment, &teacher, &teacher_train, epoch] {
@@ -498,6 +503,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
   if (progress.epochs_done < cfg.num_epochs) next_samples = prepare(progress.epochs_done);
   StopSignals signals;
   log_run_start(out, cfg, data.info, train_set, test_set, optimizer, device);
+  if (average.enabled())
+    out << "weight average: ema_decay " << cfg.ema_decay
+        << " (the average of the weights is evaluated, saved and exported; the trained weights are kept for --resume)\n";
 
   const auto loop_start = Clock::now();
   const int first_epoch = progress.epochs_done;
@@ -510,19 +518,21 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     const EpochData epoch_data = next_samples.get();
     const DataSplit& samples = epoch_data.samples;
     if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
-    const EpochTotals totals = run_epoch(*model, optimizer, samples, cfg, epoch, schedule, device, options.progress_bar, epoch_data.teacher);
+    const EpochTotals totals =
+        run_epoch(*model, optimizer, average, samples, cfg, epoch, schedule, device, options.progress_bar, epoch_data.teacher);
     if (StopSignals::requested()) break;
 
     const auto t1 = Clock::now();
-    const EvalResult test = evaluate(*model, test_set);
+    average.sync(cfg, epoch);
+    const EvalResult test = evaluate(average.model(), test_set);
     const double secs = std::chrono::duration<double>(t1 - t0).count();
     const double eval_secs = std::chrono::duration<double>(Clock::now() - t1).count();
     progress.train_seconds += secs + eval_secs;
     progress.test_accuracy = test.accuracy, progress.test_loss = test.loss;
     const double per_epoch = std::chrono::duration<double>(Clock::now() - loop_start).count() / (epoch + 1 - first_epoch);
-    log_epoch(out, cfg, *model, epoch, lr, totals, test, secs, eval_secs, per_epoch * (cfg.num_epochs - epoch - 1), progress);
+    log_epoch(out, cfg, average.model(), epoch, lr, totals, test, secs, eval_secs, per_epoch * (cfg.num_epochs - epoch - 1), progress);
     progress.epochs_done = epoch + 1;
-    boundary = snapshot(cfg, *model, optimizer, data.info.quantizer, progress);
+    boundary = snapshot(cfg, average, optimizer, data.info.quantizer, progress);
     save_checkpoint_atomic(result.checkpoint_path, boundary);
     write_text_atomic(csv_path, progress.metrics);
   }

@@ -173,6 +173,7 @@ def main(argv=None, source_dir=None):
         return 0
     try:
         runs = spec.resolve(sweep, spec.expand(sweep), tools.trainer)
+        spec.adopt_recorded_ids(runs, results.load_rows(out_dir), tools.trainer)
     except spec.SweepError as e:
         print(f"bitnetmcu-sweep: {e}", file=sys.stderr)
         return 2

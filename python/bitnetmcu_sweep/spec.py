@@ -334,6 +334,37 @@ def run_id_of(config):
     return hashlib.sha1(json.dumps(ident, sort_keys=True).encode()).hexdigest()[:10]
 
 
+def config_defaults(trainer):
+    """Every key's default, from `bitnetmcu-train --dump-config-schema`."""
+    p = subprocess.run([trainer, "--dump-config-schema"], capture_output=True, text=True)
+    if p.returncode != 0:
+        raise SweepError(f"{trainer} --dump-config-schema failed: {p.stderr.strip()}")
+    return {k["name"]: k["default"] for k in json.loads(p.stdout)["keys"]}
+
+
+def _canonical(config, defaults):
+    def norm(v):
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+    full = {**defaults, **config}
+    return json.dumps({k: norm(v) for k, v in full.items() if k not in NOT_IDENTITY}, sort_keys=True)
+
+
+def adopt_recorded_ids(runs, rows, trainer):
+    """A run recorded before the trainer had one of today's config keys was hashed without it, so
+    its id differs from what the same run resolves to now. A key is added with the default that
+    computes what runs did before it, so a recorded row's missing keys are taken at their defaults;
+    a run whose configuration then equals a recorded row's takes that row's id, and with it its
+    result, folder and checkpoint (a rerun skips it; --status and --run find it). The trainer is
+    asked for the defaults only when a row lacks a key."""
+    keys = set().union(*(r.config for r in runs)) - set(NOT_IDENTITY)
+    if not any(row.get("config") and keys - set(row["config"]) for row in rows.values()):
+        return
+    defaults = config_defaults(trainer)
+    recorded = {_canonical(row["config"], defaults): run_id for run_id, row in rows.items() if row.get("config")}
+    for run in runs:
+        run.run_id = recorded.get(_canonical(run.config, defaults), run.run_id)
+
+
 def resolve(sweep, runs, trainer):
     """Checks every run's configuration with `bitnetmcu-train --check` and fills in its resolved
     config, run name and id. A trainer error '--set key=value: ...' is reported at the sweep

@@ -252,4 +252,6 @@ def run_name(cfg):
         name += f"_{cfg['optimizer']}"
     if cfg["distill_teacher"]:
         name += "_kd"
+    if cfg["ema_decay"] > 0:
+        name += "_ema"
     return name + f"_e{cfg['num_epochs']}"

@@ -186,6 +186,25 @@ def test_runs_with_the_same_resolved_config_are_one_run(tmp_path, trainer):
     assert runs[1].config["network_width1"] == 32
 
 
+def test_runs_recorded_before_a_config_key_existed_keep_their_ids(tmp_path, trainer):
+    """A row recorded by an older trainer lacks today's newer keys (its id hashed without them):
+    the same run today takes the row's id, a run that sets the new key away from its default does not."""
+    sweep = spec.load_sweep(write(tmp_path, "base: BASE\ngrid: {ema_decay: [0, 0.999]}\ntarget: ch32v003\n"))
+    runs = spec.resolve(sweep, spec.expand(sweep), trainer)
+    defaults = spec.config_defaults(trainer)
+    assert defaults["ema_decay"] == 0 and defaults["network_width1"] == 64
+    old = {k: v for k, v in runs[0].config.items() if k != "ema_decay"}
+    old["output_dir"] = "elsewhere"  # not part of a run's identity
+    rows = {"0123456789": {"run_id": "0123456789", "status": "ok", "config": old}}
+    fresh = [r.run_id for r in runs]
+    spec.adopt_recorded_ids(runs, rows, trainer)
+    assert runs[0].run_id == "0123456789" and runs[1].run_id == fresh[1]
+    old["network_width1"] = 32  # a different run
+    runs = spec.resolve(sweep, spec.expand(sweep), trainer)
+    spec.adopt_recorded_ids(runs, rows, trainer)
+    assert [r.run_id for r in runs] == fresh
+
+
 # ---- results table, pool size, frontier ----------------------------------------------------
 
 def _append_many(args):

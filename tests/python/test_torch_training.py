@@ -69,21 +69,53 @@ def test_forward_shapes(model_name):
     assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("optimizer", ["Adam", "Muon"])
-def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer):
+@pytest.mark.parametrize("optimizer,ema_decay", [("Adam", 0), ("Muon", 0), ("Adam", 0.9)])
+def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer, ema_decay):
     import train
     cfg = config.default_config()
     cfg.update(optimizer=optimizer, data_dir=data_dir(), num_epochs=1, train_subset=2000, test_subset=500, augmentation=True,
-               elastictransformprobability=0.3, network_width1=32, network_width2=32, network_width3=0)
+               elastictransformprobability=0.3, network_width1=32, network_width2=32, network_width3=0,
+               ema_decay=ema_decay)
     out = str(tmp_path / "tiny.pt")
     model = train.train(cfg, out, log=lambda *_: None)
     cfg2, loaded, entries = model_from_checkpoint(out)
     assert cfg2 == cfg
     assert "metrics" in entries and entries["meta"].startswith("creator: python/train.py")
+    # with ema_decay the saved model is the average; the trained weights go under training/
+    assert ("training/model/fc1.weight" in entries) == (ema_decay > 0)
+    if ema_decay:
+        assert config.run_name(cfg).endswith("_ema_e1")
+        assert int(entries["training/average_updates"][0]) == 2 * 2000 // 128 + 1  # 2 x 2,000 samples, batch 128
+        assert not np.array_equal(entries["model/fc1.weight"], entries["training/model/fc1.weight"])
     x = torch.randn(20, 1, 16, 16)
     model.eval()
     with torch.no_grad():
         assert torch.equal(model(x), loaded(x))
+
+
+def test_weight_average_on_the_cpp_case():
+    """The same case as the C++ test "weight average: the moving average of the weights, step by step":
+    weights 0, then 1, 2, 4; ema_decay 0.2 -> 0.9, 1.8, 3.56 (d = 1/10, 2/11, then the cap 0.2)."""
+    from bitnetmcu_torch.average import WeightAverage, average_decay
+    assert average_decay(0.2, 1) == pytest.approx(0.1) and average_decay(0.2, 3) == pytest.approx(0.2)
+    cfg = config.default_config()
+    cfg.update(network_width1=8, network_width2=8, network_width3=0, ema_decay=0.2, maxw_update_until_epoch=0)
+    model = build_model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0)
+    average = WeightAverage(cfg, model)
+    for w, expected in ((1, 0.9), (2, 1.8), (4, 3.56)):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(w)
+        average.update()
+        for p in average.model().parameters():
+            assert float(p.min()) == pytest.approx(expected) and float(p.max()) == pytest.approx(expected)
+    entries = average.entries()
+    assert float(entries["model/fc1.weight"].max()) == pytest.approx(3.56)
+    assert float(entries["training/model/fc1.weight"].max()) == 4.0
+    assert int(entries["training/average_updates"][0]) == 3
 
 
 def test_distillation_loss_on_a_case_worked_by_hand():

@@ -2,7 +2,9 @@
 // deterministic resume and SIGINT handling. Needs data/mnist (scripts/setup.sh).
 #include "test_common.hpp"
 
+#include "training/checkpoint.hpp"
 #include "training/trainer.hpp"
+#include "training/weight_average.hpp"
 
 #include <torch/torch.h>
 
@@ -107,6 +109,87 @@ TEST_CASE("resume continues exactly where a run stopped, optimizer state include
     CHECK(torch::equal(t, b.tensors.at(name)));
   }
   CHECK(a.metrics_csv.substr(0, a.metrics_csv.find(",seconds")) == b.metrics_csv.substr(0, b.metrics_csv.find(",seconds")));
+}
+
+// The same case as tests/python/test_torch_training.py (the Python twin): weights 0, then 1, 2, 4
+// after three steps, ema_decay 0.2 -> averages 0.9, 1.8, 3.56 (d = 1/10, 2/11, then the cap 0.2).
+TEST_CASE("weight average: the moving average of the weights, step by step") {
+  CHECK(average_decay(0.2, 1) == Approx(0.1));
+  CHECK(average_decay(0.2, 2) == Approx(2.0 / 11));
+  CHECK(average_decay(0.2, 3) == Approx(0.2));
+  CHECK(average_decay(0.999, 891) == Approx(0.99));
+  Config cfg;
+  cfg.network_width1 = 8, cfg.network_width2 = 8, cfg.network_width3 = 0, cfg.input_side = 4;
+  cfg.ema_decay = 0.2, cfg.maxw_update_until_epoch = 0;
+  QatModel model = build_model(cfg);
+  const auto set_all = [&](float v) {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.fill_(v);
+  };
+  set_all(0);
+  WeightAverage average(cfg, model);
+  const float expected[] = {0.9f, 1.8f, 3.56f};
+  const float weights[] = {1, 2, 4};
+  for (int step = 0; step < 3; ++step) {
+    set_all(weights[step]);
+    average.update();
+    for (const auto& p : average.model().parameters()) {
+      CHECK(p.min().item<float>() == Approx(expected[step]));
+      CHECK(p.max().item<float>() == Approx(expected[step]));
+    }
+  }
+  // checkpoint entries: the average under model/, the trained weights and the count under training/
+  std::map<std::string, torch::Tensor> entries;
+  average.save(entries);
+  CHECK(entries.at("model/fc1.weight").max().item<float>() == Approx(3.56));
+  CHECK(entries.at("training/model/fc1.weight").max().item<float>() == 4.0f);
+  CHECK(entries.at("training/average_updates").item<int64_t>() == 3);
+  WeightAverage loaded(cfg, build_model(cfg));
+  loaded.load(entries);
+  CHECK(loaded.updates() == 3);
+  CHECK(loaded.model().parameters().front().max().item<float>() == Approx(3.56));
+  // off: the trained model itself, saved as it is
+  cfg.ema_decay = 0;
+  WeightAverage off(cfg, model);
+  off.update();
+  CHECK(&off.model() == model.get());
+  entries.clear();
+  off.save(entries);
+  CHECK(entries.count("training/average_updates") == 0);
+}
+
+TEST_CASE("weight average: the trained weights are those of a run without it; --eval and resume use the average") {
+  if (!have_mnist()) return;
+  Config cfg = small_config("ema");
+  cfg.network_width1 = cfg.network_width2 = 16, cfg.network_width3 = 0;
+  cfg.train_subset = 512, cfg.test_subset = 256, cfg.batch_size = 64, cfg.num_epochs = 2;
+  cfg.scheduler = "StepLR";
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  const TrainResult plain = train(cfg, opt);
+  cfg.ema_decay = 0.9;
+  const TrainResult averaged = train(cfg, opt);
+  INFO(log.str());
+  CHECK(averaged.checkpoint_path != plain.checkpoint_path);  // run name ..._ema_e2
+  const Checkpoint a = load_checkpoint(plain.checkpoint_path), b = load_checkpoint(averaged.checkpoint_path);
+  // averaging does not change what is trained (same seed, same steps)
+  CHECK(torch::equal(a.tensors.at("model/fc1.weight"), b.tensors.at("training/model/fc1.weight")));
+  CHECK_FALSE(torch::equal(b.tensors.at("model/fc1.weight"), b.tensors.at("training/model/fc1.weight")));
+  CHECK(b.tensors.at("training/average_updates").item<int64_t>() == 2 * (2 * 512) / 64);  // 2 epochs of 512 + 512 augmented
+  // the epoch line's accuracy is the average's, as --eval and the exporter see it
+  CHECK(evaluate_checkpoint(averaged.checkpoint_path, {}).accuracy == Approx(averaged.test_accuracy));
+  // resume: the interrupted-and-resumed run equals the uninterrupted one
+  cfg.num_epochs = 1;
+  const TrainResult part = train(cfg, opt);
+  opt.resume_path = part.checkpoint_path;
+  opt.overrides = {"num_epochs=2"};
+  const TrainResult resumed = train(cfg, opt);
+  const Checkpoint c = load_checkpoint(resumed.checkpoint_path);
+  for (const auto& [name, t] : b.tensors) {
+    INFO(name);
+    CHECK(torch::equal(t, c.tensors.at(name)));
+  }
 }
 
 TEST_CASE("SIGINT saves a resumable checkpoint and reports the interruption") {
