@@ -132,8 +132,12 @@ def train(cfg, out_path, log=print):
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), cfg["batch_size"]):
             idx = order[i:i + cfg["batch_size"]]
-            out = model(x[idx])
-            loss = training_loss(cfg, out, y[idx], None if t is None else t[idx])
+            if cfg["activation_sparsity"] > 0:
+                out, sparsity = model(x[idx], with_sparsity=True)
+                loss = training_loss(cfg, out, y[idx], None if t is None else t[idx]) + cfg["activation_sparsity"] * sparsity
+            else:
+                out = model(x[idx])
+                loss = training_loss(cfg, out, y[idx], None if t is None else t[idx])
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

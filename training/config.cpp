@@ -147,6 +147,10 @@ const std::vector<Key>& keys() {
       real_key("ema_decay", &Config::ema_decay, 0, 0.99999,
                "> 0: evaluate, save and export an exponential moving average of the weights over the optimizer "
                "steps, avg = d avg + (1 - d) w, d = min(ema_decay, t / (t + 9)) at step t; 0 = off"),
+      real_key("activation_sparsity", &Config::activation_sparsity, 0, 100,
+               "> 0: weight of a term that makes the ReLU outputs feeding the dense layers sparse (the "
+               "Hoyer measure (sum h)^2 / (n sum h^2), mean over samples and layers): the engine skips zero "
+               "inputs, so fewer nonzero activations mean fewer instructions per inference; 0 = off"),
       bool_key("augmentation", &Config::augmentation,
                "add one augmented copy of the training set to every epoch"),
       real_key("rotation1", &Config::rotation1, 0, 180, "first random rotation, +- degrees"),
@@ -366,6 +370,7 @@ std::string Config::run_name() const {
   if (optimizer != "Adam") n += "_" + optimizer;
   if (!distill_teacher.empty()) n += "_kd";
   if (ema_decay > 0) n += "_ema";
+  if (activation_sparsity > 0) n += "_sparse";
   return n + "_e" + std::to_string(num_epochs);
 }
 

@@ -59,6 +59,7 @@ struct Config {
   int T_mult = 1;
   int halve_lr_epoch = -1;  // <0: never
   double ema_decay = 0;     // >0: evaluate, save and export a moving average of the weights (weight_average.hpp)
+  double activation_sparsity = 0;  // >0: weight of the hidden-activation sparsity term (models.hpp)
   // augmentation
   bool augmentation = true;
   double rotation1 = 10, rotation2 = 10;

@@ -27,7 +27,16 @@ QatModelImpl::QatModelImpl(const Config& cfg) : cnn_(cfg.is_cnn()) {
   }
 }
 
-torch::Tensor QatModelImpl::forward(torch::Tensor x) {
+torch::Tensor QatModelImpl::forward(torch::Tensor x) { return forward(x, nullptr); }
+
+torch::Tensor activation_sparsity_measure(const torch::Tensor& h) {
+  const torch::Tensor sum = h.sum(-1), sum_sq = h.square().sum(-1);
+  // an all-zero row: 0 (and no NaN in the gradient)
+  return (sum.square() / (sum_sq * static_cast<double>(h.size(-1))).clamp_min(1e-12)).mean();
+}
+
+torch::Tensor QatModelImpl::forward(torch::Tensor x, torch::Tensor* sparsity) {
+  std::vector<torch::Tensor> measures;
   if (cnn_) {
     x = torch::relu(convs_[0]->forward(x));
     x = torch::relu(convs_[1]->forward(x));
@@ -36,7 +45,12 @@ torch::Tensor QatModelImpl::forward(torch::Tensor x) {
     x = max_pool_2x2(x);
   }
   x = x.flatten(1);
-  for (size_t i = 0; i + 1 < dense_.size(); ++i) x = torch::relu(dense_[i]->forward(x));
+  if (sparsity && cnn_) measures.push_back(activation_sparsity_measure(x));
+  for (size_t i = 0; i + 1 < dense_.size(); ++i) {
+    x = torch::relu(dense_[i]->forward(x));
+    if (sparsity) measures.push_back(activation_sparsity_measure(x));
+  }
+  if (sparsity) *sparsity = torch::stack(measures).mean();
   return dense_.back()->forward(x);
 }
 

@@ -15,6 +15,11 @@ class QatModelImpl : public torch::nn::Module {
   explicit QatModelImpl(const Config& cfg);
   // x: [N,1,S,S] images (CNN) or [N, inputs] -> logits [N, num_classes].
   torch::Tensor forward(torch::Tensor x);
+  // The same, and *sparsity = the mean of the measure (activation_sparsity_measure) of every ReLU
+  // output that feeds a dense layer: the term config key activation_sparsity weighs. (Weighting
+  // each layer's measure by its consumer's weight count, closer to the engine's cost, lost more
+  // accuracy for the same instructions: docs/engine.md.)
+  torch::Tensor forward(torch::Tensor x, torch::Tensor* sparsity);
   // Quantized (or float) layers in forward order: conv1..3 (CNN), fc1, fc2, [fc3], fcl.
   std::vector<QuantLayerImpl*> layers() const;
   QuantLayerImpl& layer(const std::string& name) const;
@@ -31,6 +36,12 @@ class QatModelImpl : public torch::nn::Module {
   std::vector<BitLinear> dense_;
 };
 TORCH_MODULE(QatModel);
+
+// (sum_j h_j)^2 / (n sum_j h_j^2) per row of h [N, n] (h >= 0, ReLU outputs), averaged over rows:
+// 1 when all n are equal, k/n when k equal values are nonzero, 0 for an all-zero row. Scale-free
+// (every dense layer normalizes its input, so shrinking activations changes nothing), so only
+// fewer nonzero values lower it. python/bitnetmcu_torch/models.py has the twin.
+torch::Tensor activation_sparsity_measure(const torch::Tensor& h);
 
 QatModel build_model(const Config& cfg);
 // A model with the config, weights and clips of a checkpoint (e.g. for --eval or export).

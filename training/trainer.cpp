@@ -374,8 +374,10 @@ EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, WeightAverage& 
   for (int64_t b = 0; b < batches && !StopSignals::requested(); ++b) {
     const torch::Tensor idx = order.narrow(0, b * bs, std::min(bs, n - b * bs));
     const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
-    const torch::Tensor logits = model.forward(x);
-    const torch::Tensor loss = training_loss(logits, y, teacher.defined() ? teacher.index_select(0, idx) : teacher, cfg);
+    torch::Tensor sparsity;
+    const torch::Tensor logits = model.forward(x, cfg.activation_sparsity > 0 ? &sparsity : nullptr);
+    torch::Tensor loss = training_loss(logits, y, teacher.defined() ? teacher.index_select(0, idx) : teacher, cfg);
+    if (sparsity.defined()) loss = loss + cfg.activation_sparsity * sparsity;
     optimizer.zero_grad();
     loss.backward();
     optimizer.step(schedule);

@@ -254,4 +254,6 @@ def run_name(cfg):
         name += "_kd"
     if cfg["ema_decay"] > 0:
         name += "_ema"
+    if cfg["activation_sparsity"] > 0:
+        name += "_sparse"
     return name + f"_e{cfg['num_epochs']}"

@@ -16,6 +16,23 @@ class _BitModel(nn.Module):
         for _, layer in self.quant_layers():
             layer.update_clip(algo, quantscale)
 
+    def _dense_forward(self, x, measures):
+        """The dense stack on features x; appends the sparsity measure of every ReLU output that
+        feeds a dense layer to `measures` (a list) when it is not None."""
+        for name in self.dense_names[:-1]:
+            x = F.relu(getattr(self, name)(x))
+            if measures is not None:
+                measures.append(activation_sparsity_measure(x))
+        return getattr(self, self.dense_names[-1])(x)
+
+
+def activation_sparsity_measure(h):
+    """(sum_j h_j)^2 / (n sum_j h_j^2) per row of h [N, n] (ReLU outputs), averaged over rows: 1
+    when all n are equal, k/n when k equal values are nonzero, 0 for an all-zero row; scale-free.
+    The twin of activation_sparsity_measure in training/models.cpp (config key activation_sparsity)."""
+    s, sq = h.sum(-1), h.square().sum(-1)
+    return (s.square() / (sq * h.shape[-1]).clamp_min(1e-12)).mean()
+
 
 def _dense_stack(model, cfg, in_features, num_classes):
     per_output = cfg["WScale"] == "PerOutput"
@@ -35,11 +52,11 @@ class FCMNIST(_BitModel):
         self.dense_names = _dense_stack(self, cfg, 256, num_classes)
         self.layer_names = layer_names(cfg)
 
-    def forward(self, x):
-        x = x.reshape(x.shape[0], -1)
-        for name in self.dense_names[:-1]:
-            x = F.relu(getattr(self, name)(x))
-        return getattr(self, self.dense_names[-1])(x)
+    def forward(self, x, with_sparsity=False):
+        """Logits, or (logits, the mean sparsity measure of the hidden activations) with_sparsity."""
+        measures = [] if with_sparsity else None
+        out = self._dense_forward(x.reshape(x.shape[0], -1), measures)
+        return (out, torch.stack(measures).mean()) if with_sparsity else out
 
 
 class CNNMNIST(_BitModel):
@@ -56,15 +73,17 @@ class CNNMNIST(_BitModel):
         self.dense_names = _dense_stack(self, cfg, 4 * c, num_classes)
         self.layer_names = layer_names(cfg)
 
-    def forward(self, x):
+    def forward(self, x, with_sparsity=False):
+        """Logits, or (logits, the mean sparsity measure of the pooled features and the hidden
+        activations) with_sparsity."""
         x = x.reshape(x.shape[0], 1, 16, 16)
         x = F.relu(self.conv1(x))
         x = F.max_pool2d(F.relu(self.conv2(x)), 2)
         x = F.max_pool2d(F.relu(self.conv3(x)), 2)
         x = x.flatten(1)
-        for name in self.dense_names[:-1]:
-            x = F.relu(getattr(self, name)(x))
-        return getattr(self, self.dense_names[-1])(x)
+        measures = [activation_sparsity_measure(x)] if with_sparsity else None
+        out = self._dense_forward(x, measures)
+        return (out, torch.stack(measures).mean()) if with_sparsity else out
 
 
 def build_model(cfg):

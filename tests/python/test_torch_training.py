@@ -69,13 +69,41 @@ def test_forward_shapes(model_name):
     assert model(torch.randn(3, 1, 16, 16)).shape == (3, 10)
 
 
-@pytest.mark.parametrize("optimizer,ema_decay", [("Adam", 0), ("Muon", 0), ("Adam", 0.9)])
-def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer, ema_decay):
+@pytest.mark.parametrize("model_name", ["FCMNIST", "CNNMNIST"])
+def test_activation_sparsity_measure_on_the_cpp_cases(model_name):
+    """The cases of the C++ test "activation sparsity measure" (tests/training/test_training.cpp),
+    and the models' forward with the measure: the same logits, a measure in [0, 1]."""
+    from bitnetmcu_torch.models import activation_sparsity_measure as measure
+    rows = {(1, 1, 1, 1): 1.0, (2, 2, 0, 0): 0.5, (3, 0, 0, 0): 0.25, (0.001, 0, 0, 0): 0.25, (1, 2, 0, 0): 9 / 20,
+            (0, 0, 0, 0): 0.0}
+    for row, want in rows.items():
+        assert float(measure(torch.tensor([row]))) == pytest.approx(want, rel=1e-6)
+    assert float(measure(torch.tensor([[1.0, 1, 1, 1], [3, 0, 0, 0]]))) == pytest.approx(0.625, rel=1e-6)
+    zero = torch.zeros(1, 4, requires_grad=True)
+    measure(zero).backward()
+    assert torch.isfinite(zero.grad).all()
+    cfg = config.default_config()
+    cfg.update(model=model_name, cnn_width=4)
+    model = build_model(cfg).eval()
+    x = torch.randn(3, 1, 16, 16)
+    with torch.no_grad():
+        logits, m = model(x, with_sparsity=True)
+        assert torch.equal(logits, model(x)) and 0 <= float(m) <= 1
+        if model_name == "FCMNIST":  # the mean over the inputs of fc2, fc3 and fcl
+            h1 = torch.relu(model.fc1(x.reshape(3, -1)))
+            h2 = torch.relu(model.fc2(h1))
+            h3 = torch.relu(model.fc3(h2))
+            want = (measure(h1) + measure(h2) + measure(h3)) / 3
+            assert float(m) == pytest.approx(float(want), rel=1e-6)
+
+
+@pytest.mark.parametrize("optimizer,ema_decay,sparsity", [("Adam", 0, 0), ("Muon", 0, 0), ("Adam", 0.9, 0), ("Adam", 0, 0.5)])
+def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer, ema_decay, sparsity):
     import train
     cfg = config.default_config()
     cfg.update(optimizer=optimizer, data_dir=data_dir(), num_epochs=1, train_subset=2000, test_subset=500, augmentation=True,
                elastictransformprobability=0.3, network_width1=32, network_width2=32, network_width3=0,
-               ema_decay=ema_decay)
+               ema_decay=ema_decay, activation_sparsity=sparsity)
     out = str(tmp_path / "tiny.pt")
     model = train.train(cfg, out, log=lambda *_: None)
     cfg2, loaded, entries = model_from_checkpoint(out)
@@ -87,6 +115,7 @@ def test_tiny_training_run_reloads(tmp_path, mnist_test, optimizer, ema_decay):
         assert config.run_name(cfg).endswith("_ema_e1")
         assert int(entries["training/average_updates"][0]) == 2 * 2000 // 128 + 1  # 2 x 2,000 samples, batch 128
         assert not np.array_equal(entries["model/fc1.weight"], entries["training/model/fc1.weight"])
+    assert config.run_name(cfg).endswith("_sparse_e1") == (sparsity > 0)
     x = torch.randn(20, 1, 16, 16)
     model.eval()
     with torch.no_grad():

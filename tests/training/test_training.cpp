@@ -3,6 +3,8 @@
 #include "test_common.hpp"
 
 #include "training/checkpoint.hpp"
+#include "training/data.hpp"
+#include "training/models.hpp"
 #include "training/trainer.hpp"
 #include "training/weight_average.hpp"
 
@@ -263,4 +265,74 @@ TEST_CASE("distillation: a student learns from the teacher's outputs alone; a te
   CHECK_THROWS_WITH(train(cfg, opt), Catch::Contains("distill_teacher") && Catch::Contains("input_side 16"));
   cfg.input_side = 16, cfg.distill_teacher = teacher.checkpoint_path + ".missing";
   CHECK_THROWS_WITH(train(cfg, opt), Catch::Contains("no such checkpoint file"));
+}
+
+// Rows worked by hand: (sum h)^2 / (n sum h^2). The same cases in tests/python/test_torch_training.py.
+TEST_CASE("activation sparsity measure: (sum h)^2 / (n sum h^2) per row, averaged; 0 for a zero row") {
+  const auto measure = [](std::vector<float> row) {
+    return activation_sparsity_measure(torch::tensor(row, torch::kFloat32).reshape({1, -1})).item<double>();
+  };
+  CHECK(measure({1, 1, 1, 1}) == Approx(1.0));
+  CHECK(measure({2, 2, 0, 0}) == Approx(0.5));
+  CHECK(measure({3, 0, 0, 0}) == Approx(0.25));
+  CHECK(measure({0.001f, 0, 0, 0}) == Approx(0.25));  // scale-free
+  CHECK(measure({1, 2, 0, 0}) == Approx(9.0 / 20));
+  CHECK(measure({0, 0, 0, 0}) == 0.0);
+  const torch::Tensor rows = torch::tensor({1.0f, 1.0f, 1.0f, 1.0f, 3.0f, 0.0f, 0.0f, 0.0f}).reshape({2, 4});
+  CHECK(activation_sparsity_measure(rows).item<double>() == Approx((1 + 0.25) / 2));
+  // no NaN in the gradient of an all-zero row
+  const torch::Tensor zero = torch::zeros({1, 4}, torch::requires_grad());
+  activation_sparsity_measure(zero).backward();
+  CHECK(torch::isfinite(zero.grad()).all().item<bool>());
+
+  // the model's term: the mean of the measures of the inputs of fc2, fc3 and fcl
+  torch::manual_seed(3);
+  QatModel model = build_model(Config{});
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({5, 1, 16, 16});
+  torch::Tensor term;
+  CHECK(torch::equal(model->forward(x, &term), model->forward(x)));
+  auto dense = [&](const char* name, const torch::Tensor& h) {
+    return torch::relu(dynamic_cast<BitLinearImpl&>(model->layer(name)).forward(h));
+  };
+  const torch::Tensor h1 = dense("fc1", x.flatten(1)), h2 = dense("fc2", h1), h3 = dense("fc3", h2);
+  const double want = (activation_sparsity_measure(h1).item<double>() + activation_sparsity_measure(h2).item<double>() +
+                       activation_sparsity_measure(h3).item<double>()) / 3;
+  CHECK(term.item<double>() == Approx(want).epsilon(1e-5));
+}
+
+TEST_CASE("activation sparsity: training with the term leaves fewer nonzero hidden activations") {
+  if (!have_mnist()) return;
+  std::ostringstream log;
+  TrainOptions opt;
+  opt.out = &log;
+  Config cfg = small_config("sparse");
+  cfg.network_width1 = cfg.network_width2 = 64, cfg.network_width3 = 0;
+  cfg.train_subset = 5000, cfg.test_subset = 1000, cfg.num_epochs = 2, cfg.batch_size = 32;
+  cfg.augmentation = false;
+  // the share of the test images' fc1 and fc2 ReLU outputs that are exactly zero
+  const auto zero_share = [&](const TrainResult& r) {
+    Config loaded;
+    QatModel model = load_model_from_checkpoint(load_checkpoint(r.checkpoint_path), &loaded);
+    model->eval();
+    torch::NoGradGuard no_grad;
+    const DataSplit test = load_split(cfg, false);
+    torch::Tensor h = test.images.flatten(1);
+    double zeros = 0, total = 0;
+    for (const char* name : {"fc1", "fc2"}) {
+      h = torch::relu(dynamic_cast<BitLinearImpl&>(model->layer(name)).forward(h));
+      zeros += h.eq(0).sum().item<double>(), total += static_cast<double>(h.numel());
+    }
+    return zeros / total;
+  };
+  const TrainResult plain = train(cfg, opt);
+  cfg.activation_sparsity = 5;
+  const TrainResult sparse = train(cfg, opt);
+  INFO(log.str());
+  CHECK(fs::path(sparse.checkpoint_path).filename().string().find("_sparse_e2.pt") != std::string::npos);
+  const double before = zero_share(plain), after = zero_share(sparse);
+  INFO("zero share without the term " << before << ", with it " << after);
+  CHECK(after > before + 0.1);
+  CHECK(sparse.test_accuracy > 0.85);
 }
