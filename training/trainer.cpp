@@ -43,6 +43,7 @@ class StopSignals {
   ~StopSignals() {
     std::signal(SIGINT, previous_int_);
     std::signal(SIGTERM, previous_term_);
+    g_stop_signal = 0;  // a later run in this process (tests) starts without it
   }
   StopSignals(const StopSignals&) = delete;
   StopSignals& operator=(const StopSignals&) = delete;
@@ -325,12 +326,16 @@ QatModel load_teacher(const Config& cfg, torch::Device device) {
   return teacher;
 }
 
-// The teacher's logits for every sample.
+// The teacher's logits for every sample; undefined when a stop signal arrives first (a CNN
+// teacher takes a minute or more for an epoch's augmented copies on a loaded machine).
 torch::Tensor teacher_outputs(QatModelImpl& teacher, const torch::Tensor& images) {
   torch::NoGradGuard no_grad;
   const int64_t n = images.size(0), bs = 1024;
   std::vector<torch::Tensor> parts;
-  for (int64_t i = 0; i < n; i += bs) parts.push_back(teacher.forward(images.narrow(0, i, std::min(bs, n - i))));
+  for (int64_t i = 0; i < n; i += bs) {
+    if (StopSignals::requested()) return torch::Tensor();
+    parts.push_back(teacher.forward(images.narrow(0, i, std::min(bs, n - i))));
+  }
   return parts.empty() ? torch::Tensor() : torch::cat(parts);
 }
 
@@ -492,18 +497,26 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     return std::async(std::launch::async, [&cfg, &train_set, &augment, &teacher, &teacher_train, epoch] {
       torch::set_num_threads(1);
       EpochData d;
+      // A stopping run uses nothing of this: return at once, since the run waits for this thread.
+      if (StopSignals::requested()) return d;
       d.samples = epoch_samples(cfg, train_set, augment, static_cast<uint64_t>(cfg.seed) * 1000003ull + 500009ull + static_cast<uint64_t>(epoch));
       if (!teacher.is_empty()) {  // the training images come first (epoch_samples)
         const int64_t n = teacher_train.size(0), total = d.samples.images.size(0);
-        d.teacher = total == n ? teacher_train
-                               : torch::cat({teacher_train, teacher_outputs(*teacher, d.samples.images.narrow(0, n, total - n))});
+        if (total == n) {
+          d.teacher = teacher_train;
+        } else {
+          const torch::Tensor copies = teacher_outputs(*teacher, d.samples.images.narrow(0, n, total - n));
+          if (copies.defined()) d.teacher = torch::cat({teacher_train, copies});
+        }
       }
       return d;
     });
   };
+  // Declared before the worker's future, so destroyed after it: a worker still running when the
+  // run stops sees the signal (and returns at once) until the future is done waiting for it.
+  StopSignals signals;
   std::future<EpochData> next_samples;
   if (progress.epochs_done < cfg.num_epochs) next_samples = prepare(progress.epochs_done);
-  StopSignals signals;
   log_run_start(out, cfg, data.info, train_set, test_set, optimizer, device);
   if (average.enabled())
     out << "weight average: ema_decay " << cfg.ema_decay
@@ -518,6 +531,7 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
     // after each of the first maxw_update_until_epoch epochs (as the reference trainer does)
     if (epoch > 0 && epoch <= cfg.maxw_update_until_epoch) model->update_clipping(cfg);
     const EpochData epoch_data = next_samples.get();
+    if (StopSignals::requested()) break;  // the worker may have returned without the samples
     const DataSplit& samples = epoch_data.samples;
     if (epoch + 1 < cfg.num_epochs) next_samples = prepare(epoch + 1);
     const EpochTotals totals =

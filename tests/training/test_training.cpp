@@ -261,6 +261,29 @@ TEST_CASE("distillation: a student learns from the teacher's outputs alone; a te
   CHECK(fs::path(student.checkpoint_path).filename().string().find("_kd_e2.pt") != std::string::npos);
   CHECK(student.test_accuracy > 0.75);
 
+  // SIGINT with augmentation on, where a worker makes the next epoch's augmented copies and the
+  // teacher's logits for them: the run stops after the first epoch with a resumable checkpoint
+  // (the worker sees the signal and returns without its samples; the run does not use them).
+  {
+    Config stop = cfg;
+    stop.runtag = "student_stop_", stop.augmentation = true, stop.num_epochs = 1000;
+    const fs::path first_checkpoint = fs::path(stop.output_dir) / (stop.run_name() + ".pt");
+    fs::remove(first_checkpoint);
+    std::thread killer([first_checkpoint] {
+      for (int i = 0; i < 6000 && !fs::exists(first_checkpoint); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      std::raise(SIGINT);
+    });
+    const TrainResult r = train(stop, opt);
+    killer.join();
+    CHECK(r.interrupted);
+    CHECK(r.epochs_done >= 1);
+    CHECK(r.epochs_done < 1000);
+    const Checkpoint ck = load_checkpoint(r.checkpoint_path);
+    CHECK(ck.meta.interrupted);
+    CHECK(ck.meta.epochs_done == r.epochs_done);
+  }
+
   cfg.input_side = 12;  // the teacher takes 16x16 images
   CHECK_THROWS_WITH(train(cfg, opt), Catch::Contains("distill_teacher") && Catch::Contains("input_side 16"));
   cfg.input_side = 16, cfg.distill_teacher = teacher.checkpoint_path + ".missing";
