@@ -81,15 +81,18 @@ def teacher_outputs(teacher, images):
     return torch.cat([teacher(images[i:i + 1024]) for i in range(0, len(images), 1024)])
 
 
-def training_loss(cfg, out, y, teacher):
-    """Cross entropy; with the teacher's logits for the batch, (1 - w) CE + w T^2 KL(teacher || student).
+def training_loss(cfg, out, y, teacher, sparsity=None):
+    """Cross entropy; with the teacher's logits for the batch, (1 - w) CE + w T^2 KL(teacher || student);
+    plus activation_sparsity * sparsity (the model's sparsity measure) when given.
     The twin of training_loss in training/trainer.cpp (both tested on the same case)."""
-    ce = F.cross_entropy(out, y)
-    if teacher is None:
-        return ce
-    temp, w = cfg["distill_temperature"], cfg["distill_weight"]
-    log_s, log_t = F.log_softmax(out / temp, 1), F.log_softmax(teacher / temp, 1)
-    return (1 - w) * ce + (w * temp * temp) * (log_t.exp() * (log_t - log_s)).sum(1).mean()
+    loss = F.cross_entropy(out, y)
+    if teacher is not None:
+        temp, w = cfg["distill_temperature"], cfg["distill_weight"]
+        log_s, log_t = F.log_softmax(out / temp, 1), F.log_softmax(teacher / temp, 1)
+        loss = (1 - w) * loss + (w * temp * temp) * (log_t.exp() * (log_t - log_s)).sum(1).mean()
+    if sparsity is not None:
+        loss = loss + cfg["activation_sparsity"] * sparsity
+    return loss
 
 
 def train(cfg, out_path, log=print):
@@ -132,12 +135,8 @@ def train(cfg, out_path, log=print):
         total_loss, correct = 0.0, 0
         for i in range(0, len(x), cfg["batch_size"]):
             idx = order[i:i + cfg["batch_size"]]
-            if cfg["activation_sparsity"] > 0:
-                out, sparsity = model(x[idx], with_sparsity=True)
-                loss = training_loss(cfg, out, y[idx], None if t is None else t[idx]) + cfg["activation_sparsity"] * sparsity
-            else:
-                out = model(x[idx])
-                loss = training_loss(cfg, out, y[idx], None if t is None else t[idx])
+            out, sparsity = model(x[idx], with_sparsity=True) if cfg["activation_sparsity"] > 0 else (model(x[idx]), None)
+            loss = training_loss(cfg, out, y[idx], None if t is None else t[idx], sparsity)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()

@@ -342,13 +342,16 @@ torch::Tensor teacher_outputs(QatModelImpl& teacher, const torch::Tensor& images
 }  // namespace
 
 torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
-                            const Config& cfg) {
-  torch::Tensor ce = torch::nn::functional::cross_entropy(logits, y);
-  if (!teacher.defined()) return ce;
-  const double temp = cfg.distill_temperature, w = cfg.distill_weight;
-  const torch::Tensor log_s = torch::log_softmax(logits / temp, 1), log_t = torch::log_softmax(teacher / temp, 1);
-  const torch::Tensor kl = (log_t.exp() * (log_t - log_s)).sum(1).mean();
-  return (1 - w) * ce + (w * temp * temp) * kl;
+                            const Config& cfg, const torch::Tensor& sparsity) {
+  torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+  if (teacher.defined()) {
+    const double temp = cfg.distill_temperature, w = cfg.distill_weight;
+    const torch::Tensor log_s = torch::log_softmax(logits / temp, 1), log_t = torch::log_softmax(teacher / temp, 1);
+    const torch::Tensor kl = (log_t.exp() * (log_t - log_s)).sum(1).mean();
+    loss = (1 - w) * loss + (w * temp * temp) * kl;
+  }
+  if (sparsity.defined()) loss = loss + cfg.activation_sparsity * sparsity;
+  return loss;
 }
 
 namespace {
@@ -381,8 +384,8 @@ EpochTotals run_epoch(QatModelImpl& model, Optimizer& optimizer, WeightAverage& 
     const torch::Tensor x = samples.images.index_select(0, idx), y = samples.labels.index_select(0, idx);
     torch::Tensor sparsity;
     const torch::Tensor logits = model.forward(x, cfg.activation_sparsity > 0 ? &sparsity : nullptr);
-    torch::Tensor loss = training_loss(logits, y, teacher.defined() ? teacher.index_select(0, idx) : teacher, cfg);
-    if (sparsity.defined()) loss = loss + cfg.activation_sparsity * sparsity;
+    const torch::Tensor loss =
+        training_loss(logits, y, teacher.defined() ? teacher.index_select(0, idx) : teacher, cfg, sparsity);
     optimizer.zero_grad();
     loss.backward();
     optimizer.step(schedule);

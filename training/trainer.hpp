@@ -76,8 +76,10 @@ DataSplit epoch_samples(const Config& cfg, const DataSplit& train, const Augment
 // The training loss of a batch: cross entropy of logits against labels y and, when `teacher`
 // (the distillation teacher's logits for the same samples) is defined,
 // (1 - w) CE + w T^2 KL(softmax(teacher / T) || softmax(logits / T)), w = distill_weight,
-// T = distill_temperature. python/train.py training_loss is its twin (both tested on one case).
+// T = distill_temperature; plus activation_sparsity * `sparsity` when that is defined (the
+// model's sparsity measure, QatModelImpl::forward). python/train.py training_loss is its twin
+// (both tested on one case).
 torch::Tensor training_loss(const torch::Tensor& logits, const torch::Tensor& y, const torch::Tensor& teacher,
-                            const Config& cfg);
+                            const Config& cfg, const torch::Tensor& sparsity = {});
 
 }  // namespace bitnetmcu::train

@@ -111,6 +111,7 @@ EXTRA = [
     ["QuantType_fc3=Ternary"],                                          # width3 0: rejected by both
     ["runtag=a/b"],                                                     # rejected by both
     ["distill_teacher=teacher.pt", "distill_weight=0.7", "distill_temperature=3"],  # run name _kd
+    ["ema_decay=0.999", "activation_sparsity=0.5"],                    # run name _ema_sparse
 ]
 
 

@@ -159,6 +159,9 @@ def test_distillation_loss_on_a_case_worked_by_hand():
     kl = p * math.log(2 * p) + (1 - p) * math.log(2 * (1 - p))
     assert float(train.training_loss(cfg, student, y, teacher)) == pytest.approx(0.5 * math.log(2) + 0.5 * 4 * kl, rel=1e-6)
     assert float(train.training_loss(cfg, student, y, None)) == pytest.approx(math.log(2), rel=1e-6)
+    cfg.update(activation_sparsity=2.0)  # with a sparsity measure of 0.25: + 0.5
+    assert float(train.training_loss(cfg, student, y, teacher, torch.tensor(0.25))) == \
+        pytest.approx(0.5 * math.log(2) + 0.5 * 4 * kl + 0.5, rel=1e-6)
 
 
 def test_distillation_student_learns_from_the_teacher_alone(tmp_path, mnist_test):

@@ -234,6 +234,10 @@ TEST_CASE("distillation loss: (1 - w) CE + w T^2 KL(teacher || student) on a cas
   CHECK(training_loss(student, y, torch::Tensor(), cfg).item<double>() == Approx(std::log(2.0)).epsilon(1e-6));
   CHECK(training_loss(teacher, y, teacher, cfg).item<double>() ==
         Approx(0.5 * torch::nn::functional::cross_entropy(teacher, y).item<double>()).epsilon(1e-6));
+  // with a sparsity measure of 0.25 and activation_sparsity 2: + 0.5
+  cfg.activation_sparsity = 2;
+  CHECK(training_loss(student, y, teacher, cfg, torch::tensor(0.25f)).item<double>() ==
+        Approx(0.5 * std::log(2.0) + 0.5 * 4 * kl + 0.5).epsilon(1e-6));
 }
 
 TEST_CASE("distillation: a student learns from the teacher's outputs alone; a teacher for other input is refused") {
@@ -336,8 +340,7 @@ TEST_CASE("activation sparsity: training with the term leaves fewer nonzero hidd
   cfg.augmentation = false;
   // the share of the test images' fc1 and fc2 ReLU outputs that are exactly zero
   const auto zero_share = [&](const TrainResult& r) {
-    Config loaded;
-    QatModel model = load_model_from_checkpoint(load_checkpoint(r.checkpoint_path), &loaded);
+    QatModel model = load_model_from_checkpoint(load_checkpoint(r.checkpoint_path));
     model->eval();
     torch::NoGradGuard no_grad;
     const DataSplit test = load_split(cfg, false);
