@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 
 #ifdef BITNETMCU_HAVE_DNNL_SGEMM
 // oneDNN's row-major SGEMM (C API of libdnnl.so.2, which LibTorch itself links): Debian's
@@ -235,15 +236,50 @@ double octav_objective(const torch::Tensor& w, double s, double bits_per_weight)
 // ---- activations ------------------------------------------------------------------------------
 
 namespace {
+// Compiled for AVX2 too, chosen at load time where the CPU has it: rounding is one instruction
+// there (`vroundps`), a libm call per value in baseline x86-64. (A feature, not "arch=haswell":
+// that clone is chosen by CPU model, and an AMD EPYC got the baseline one.)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define BITNETMCU_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BITNETMCU_VECTOR_CLONES
+#endif
+
+// q = clamp(round(x * s), -128, 127) / s for one row of n floats: the tensor expression's four
+// passes over a 6.4 MB CNN activation in one (the same float operations in the same order, so
+// the same values; round half to even as torch::round). A function of its own, called per row:
+// the clones apply to it, not to a lambda that at::parallel_for outlines.
+BITNETMCU_VECTOR_CLONES
+void quantize_row(const float* __restrict x, float s, float* __restrict q, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    float t = std::nearbyint(x[i] * s);
+    t = t < -128.0f ? -128.0f : t;
+    t = t > 127.0f ? 127.0f : t;
+    q[i] = t / s;
+  }
+}
+
 // Per-row 8-bit quantization whose gradient is the identity (straight-through), in one node.
 struct ActQuantFunction : torch::autograd::Function<ActQuantFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x) {
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x_in) {
+    const torch::Tensor x = x_in.contiguous();
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[0] = x.size(0);
     // max |x| = max(max x, -min x): two reductions, no |x| tensor (aminmax is slower in 1.13)
     const torch::Tensor flat = x.flatten(1);
-    const torch::Tensor scale = 127.0f / torch::maximum(flat.amax(1), -flat.amin(1)).clamp_min_(1e-5f).reshape(shape);
-    return (x * scale).round_().clamp_(-128, 127).div_(scale);
+    const torch::Tensor scale = 127.0f / torch::maximum(flat.amax(1), -flat.amin(1)).clamp_min_(1e-5f);
+    if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.numel() > 0) {
+      torch::Tensor q = torch::empty_like(x);
+      const float *xp = x.data_ptr<float>(), *sp = scale.data_ptr<float>();
+      float* qp = q.data_ptr<float>();
+      const int64_t n = flat.size(1);
+      at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
+        for (int64_t r = begin; r < end; ++r) quantize_row(xp + r * n, sp[r], qp + r * n, n);
+      });
+      return q;
+    }
+    const torch::Tensor s = scale.reshape(shape);
+    return (x * s).round_().clamp_(-128, 127).div_(s);
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext*, torch::autograd::tensor_list grads) {
     return {grads[0]};
@@ -289,39 +325,66 @@ const std::vector<int64_t> ConvSteFunction::kOnes{1, 1}, ConvSteFunction::kZeros
 torch::Tensor quantize_activations_ste(const torch::Tensor& x) { return ActQuantFunction::apply(x); }
 
 namespace {
-// 2x2 max pooling (stride 2, odd last rows and columns dropped) that also returns max_pool2d's
-// index tensor: the flat H x W position of the first maximum of each window in scan order.
-// LibTorch 1.13's CPU max_pool2d forward is ~7x slower here: float CPU tensors take one loop
-// over the planes, others four strided views compared elementwise.
-std::pair<torch::Tensor, torch::Tensor> max_pool_2x2_with_index(const torch::Tensor& x_in) {
-  const int64_t n = x_in.size(0), c = x_in.size(1), h = x_in.size(2), w = x_in.size(3), ho = h / 2, wo = w / 2;
-  if (x_in.device().is_cpu() && x_in.scalar_type() == torch::kFloat32) {
-    const torch::Tensor x = x_in.contiguous();
-    torch::Tensor m = torch::empty({n, c, ho, wo}, x.options());
-    torch::Tensor index = torch::empty({n, c, ho, wo}, x.options().dtype(torch::kInt64));
-    const float* xp = x.data_ptr<float>();
-    float* mp = m.data_ptr<float>();
-    int64_t* ip = index.data_ptr<int64_t>();
-    at::parallel_for(0, n * c, 16, [&](int64_t begin, int64_t end) {
-      for (int64_t p = begin; p < end; ++p) {
-        const float* plane = xp + p * h * w;
-        float* mo = mp + p * ho * wo;
-        int64_t* io = ip + p * ho * wo;
-        for (int64_t y = 0; y < ho; ++y) {
-          const float *top = plane + 2 * y * w, *bottom = top + w;
-          for (int64_t x = 0; x < wo; ++x) {
-            int64_t best = 2 * y * w + 2 * x;  // later taps win only when strictly greater
-            float v = top[2 * x];
-            if (top[2 * x + 1] > v) v = top[2 * x + 1], best = 2 * y * w + 2 * x + 1;
-            if (bottom[2 * x] > v) v = bottom[2 * x], best = (2 * y + 1) * w + 2 * x;
-            if (bottom[2 * x + 1] > v) v = bottom[2 * x + 1], best = (2 * y + 1) * w + 2 * x + 1;
-            mo[y * wo + x] = v, io[y * wo + x] = best;
-          }
+// 2x2 max pooling of float CPU planes (stride 2, odd last rows and columns dropped). The first
+// maximum of each window in scan order wins; `window` gets its place in the window (0 top left,
+// 1 top right, 2 bottom left, 3 bottom right). Selects, not branches: on ReLU planes the winner
+// is random, and the branchy loop mispredicted its way to 4x the time (1.7 against 0.45 ms for
+// the CNN-64 batch's 128x64x12x12 planes, one thread).
+void max_pool_2x2_planes(const float* x, float* m, uint8_t* window, int64_t planes, int64_t h, int64_t w) {
+  const int64_t ho = h / 2, wo = w / 2;
+  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p)
+      for (int64_t y = 0; y < ho; ++y) {
+        const float* top = x + (p * h + 2 * y) * w;
+        const float* bottom = top + w;
+        float* mo = m + (p * ho + y) * wo;
+        uint8_t* wi = window + (p * ho + y) * wo;
+        for (int64_t i = 0; i < wo; ++i) {
+          const float a = top[2 * i], b = top[2 * i + 1], c = bottom[2 * i], d = bottom[2 * i + 1];
+          const int right_top = b > a, right_bottom = d > c;
+          const float t = a < b ? b : a, u = c < d ? d : c;
+          const int use_bottom = u > t;
+          mo[i] = t < u ? u : t;
+          wi[i] = static_cast<uint8_t>(right_top + use_bottom * (2 + right_bottom - right_top));
         }
       }
-    });
-    return {m, index};
-  }
+  });
+}
+
+// The gradient of max_pool_2x2_planes: each window's gradient goes to its winner, every other
+// input (and a dropped odd row or column) gets zero; one pass writes every input once (0.15 ms
+// for the 128x64x12x12 batch, one thread, against 2.2 ms for a select per input).
+void max_pool_2x2_planes_backward(const float* g, const uint8_t* window, float* grad, int64_t planes, int64_t h,
+                                  int64_t w) {
+  const int64_t ho = h / 2, wo = w / 2;
+  at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      float* plane = grad + p * h * w;
+      for (int64_t y = 0; y < ho; ++y) {
+        float* top = plane + 2 * y * w;
+        float* bottom = top + w;
+        const float* gi = g + (p * ho + y) * wo;
+        const uint8_t* wi = window + (p * ho + y) * wo;
+        for (int64_t i = 0; i < wo; ++i) {  // masks on the bits: `k == 0 ? v : 0` compiled to branches
+          uint32_t v;
+          std::memcpy(&v, gi + i, 4);
+          const uint32_t k = wi[i];
+          const uint32_t out[4] = {v & (0u - (k == 0)), v & (0u - (k == 1)), v & (0u - (k == 2)), v & (0u - (k == 3))};
+          std::memcpy(top + 2 * i, out, 8);
+          std::memcpy(bottom + 2 * i, out + 2, 8);
+        }
+        if (w & 1) top[w - 1] = bottom[w - 1] = 0.0f;
+      }
+      if (h & 1)
+        for (int64_t i = 0; i < w; ++i) plane[(h - 1) * w + i] = 0.0f;
+    }
+  });
+}
+
+// Other tensors (float64, CUDA): four strided views compared elementwise, and max_pool2d's
+// index tensor (the flat H x W position of each window's first maximum) for its backward.
+std::pair<torch::Tensor, torch::Tensor> max_pool_2x2_with_index(const torch::Tensor& x_in) {
+  const int64_t h = x_in.size(2), w = x_in.size(3), ho = h / 2, wo = w / 2;
   using torch::indexing::Slice;
   auto quadrant = [&](int64_t dy, int64_t dx) {
     return x_in.index({Slice(), Slice(), Slice(dy, 2 * ho, 2), Slice(dx, 2 * wo, 2)});
@@ -335,28 +398,36 @@ std::pair<torch::Tensor, torch::Tensor> max_pool_2x2_with_index(const torch::Ten
   return {torch::maximum(top, bottom), origin + use_bottom * w + torch::where(use_bottom, bottom_right, top_right)};
 }
 
+bool pools_planes(const torch::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == torch::kFloat32; }
+
 struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
-    auto [m, index] = max_pool_2x2_with_index(x);
-    ctx->save_for_backward({x, index});
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in) {
+    if (pools_planes(x_in)) {
+      const torch::Tensor x = x_in.contiguous();
+      const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+      torch::Tensor m = torch::empty({n, c, h / 2, w / 2}, x.options());
+      torch::Tensor window = torch::empty({n, c, h / 2, w / 2}, x.options().dtype(torch::kUInt8));
+      max_pool_2x2_planes(x.data_ptr<float>(), m.data_ptr<float>(), window.data_ptr<uint8_t>(), n * c, h, w);
+      ctx->save_for_backward({window});
+      ctx->saved_data["input_size"] = x.sizes();
+      return m;
+    }
+    auto [m, index] = max_pool_2x2_with_index(x_in);
+    ctx->save_for_backward({x_in, index});
     return m;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &x = saved[0], index = saved[1].contiguous(), g = grads[0].contiguous();
-    if (x.device().is_cpu() && g.scalar_type() == torch::kFloat32) {  // windows do not overlap: one store each
-      torch::Tensor grad = torch::zeros(x.sizes(), g.options());
-      const int64_t planes = g.size(0) * g.size(1), plane_in = x.size(2) * x.size(3), plane_out = g.size(2) * g.size(3);
-      const float* gp = g.data_ptr<float>();
-      const int64_t* ip = index.data_ptr<int64_t>();
-      float* out = grad.data_ptr<float>();
-      at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
-        for (int64_t p = begin; p < end; ++p)
-          for (int64_t k = 0; k < plane_out; ++k) out[p * plane_in + ip[p * plane_out + k]] = gp[p * plane_out + k];
-      });
+    const torch::Tensor g = grads[0].contiguous();
+    if (saved.size() == 1) {  // the float CPU path: window codes
+      const torch::Tensor& window = saved[0];
+      torch::Tensor grad = torch::empty(ctx->saved_data["input_size"].toIntVector(), g.options());
+      max_pool_2x2_planes_backward(g.data_ptr<float>(), window.data_ptr<uint8_t>(), grad.data_ptr<float>(),
+                                   grad.size(0) * grad.size(1), grad.size(2), grad.size(3));
       return {grad};
     }
+    const torch::Tensor &x = saved[0], index = saved[1].contiguous();
     const std::vector<int64_t> two{2, 2}, zero{0, 0}, one{1, 1};
     return {at::max_pool2d_with_indices_backward(g, x, two, two, zero, one, false, index)};
   }

@@ -172,6 +172,25 @@ TEST_CASE("activation quantization: 8-bit per row, straight-through gradient") {
   CHECK(torch::equal(x.grad(), torch::ones_like(x)));
 }
 
+TEST_CASE("activation quantization: the float CPU loop equals the tensor expression, value for value") {
+  torch::manual_seed(11);
+  // [rows, 2, 5, 5]: random rows of different magnitudes, an all-zero row (scale guard), and a
+  // row whose maximum is 127 so that scale is 1 and x.5 values test round half to even
+  torch::Tensor x = torch::randn({5, 2, 5, 5}) * torch::tensor({1.0f, 1e-3f, 300.0f, 0.0f, 1.0f}).reshape({5, 1, 1, 1});
+  x[4] = (torch::arange(50, torch::kFloat32).reshape({2, 5, 5}) - 24.5f);
+  x[4][0][0][0] = 127.0f;
+  const torch::Tensor flat = x.flatten(1);
+  const torch::Tensor s = (127.0f / torch::maximum(flat.amax(1), -flat.amin(1)).clamp_min(1e-5f)).reshape({5, 1, 1, 1});
+  const torch::Tensor expected = (x * s).round().clamp(-128, 127).div(s);
+  const torch::Tensor q = quantize_activations_ste(x);
+  CHECK(torch::equal(q, expected));
+  CHECK(q[4][0][0][1].item<float>() == -24.0f);  // -23.5 -> -24 (even)
+  CHECK(q[4][0][0][2].item<float>() == -22.0f);  // -22.5 -> -22 (even)
+  CHECK(q[3].abs().sum().item<float>() == 0.0f);
+  // a non-contiguous view takes the same values
+  CHECK(torch::equal(quantize_activations_ste(x.transpose(2, 3)), expected.transpose(2, 3)));
+}
+
 TEST_CASE("weight STE: BitLinear's gradient reaches the latent weights; entropy of codes") {
   Config cfg;
   BitLinear layer("fc1", 8, 4, SchemeId::Sym4, cfg);
