@@ -47,14 +47,18 @@ EvalResult evaluate(QatModelImpl& model, const DataSplit& split, int64_t batch_s
 EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::string>& overrides);
 
 // Sets torch's intra-op thread count of the calling thread: cfg.num_threads, or when 0: one
-// per core for CNNMNIST, 1 for FCMNIST (its layers are too small to split; the augmented copy
-// of the next epoch is made on a worker thread meanwhile). Measured in bench/train.
+// per core that was idle at start for CNNMNIST (a thread on a busy core holds the others up at
+// every op), 1 for FCMNIST (its layers are too small to split; the augmented copy of the next
+// epoch is made on a worker thread meanwhile). Measured in bench/train.
 // Also keeps freed memory for reuse (glibc): by default each tensor over 128 KB-32 MB (a CNN-64
 // activation at batch 128 is 6.4 MB) is a fresh mmap whose pages fault in on first touch and
 // are returned on free; that cost ~3.5 ms per such tensor, more than the convolution itself
 // (bench_train --profile showed high system time; conv1's forward timed alone at batch 128,
 // minimum of 60 calls: 4.7 ms -> 1.0 ms).
 void configure_compute(const Config& cfg);
+// Its CNNMNIST rule: the cores idle at start (fraction `idle` of the machine's CPU time, or -1
+// when unknown: all of them), at least 1.
+int threads_for_idle(double idle, int cores);
 
 // Call first thing in main(): unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, re-executes the
 // program with a wait policy for LibTorch's OpenMP (libgomp) threads, which fork and join for
@@ -64,9 +68,11 @@ void configure_compute(const Config& cfg);
 // --profile (2 cores; median ms per CNN step):
 //   idle machine:  passive 27-38, spin 10,000 18-26, libgomp's default (long spin) 16-19
 //   load ~15:      passive 240-330, spin 10,000 500-550, default spin ~1,500
-// So: when at least half of the machine's CPU time was idle over 200 ms at start (/proc/stat;
-// the load average lags by a minute), GOMP_SPINCOUNT=10000 (a short spin, then sleep);
-// otherwise OMP_WAIT_POLICY=PASSIVE (sleep at once).
+//   one core of two busy (`yes > /dev/null`), s per CNN-64 epoch: spin 10,000 36.0, passive 15.9
+//   (and one thread 11.3, which is what num_threads 0 then picks, configure_compute)
+// So: when at least three quarters of the machine's CPU time was idle over 200 ms at start
+// (/proc/stat; the load average lags by a minute), GOMP_SPINCOUNT=10000 (a short spin, then
+// sleep); otherwise OMP_WAIT_POLICY=PASSIVE (sleep at once).
 void choose_openmp_wait_policy(char** argv);
 
 // The samples of one epoch: the plain training set, plus one augmented copy of it when

@@ -64,6 +64,15 @@ TEST_CASE("durations in the epoch lines' time left read like the sweep's progres
   CHECK(duration_text(7500) == "2 h 05 min");
 }
 
+TEST_CASE("automatic CNN thread count: one per core idle at start") {
+  CHECK(threads_for_idle(1.0, 2) == 2);
+  CHECK(threads_for_idle(0.9, 2) == 2);   // a little background work
+  CHECK(threads_for_idle(0.5, 2) == 1);   // one core of two busy
+  CHECK(threads_for_idle(0.0, 2) == 1);   // never fewer than one
+  CHECK(threads_for_idle(0.5, 8) == 4);
+  CHECK(threads_for_idle(-1.0, 4) == 4);  // unknown: every core
+}
+
 TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accuracy") {
   if (!have_mnist()) return;
   Config cfg = small_config("smoke");
