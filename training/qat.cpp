@@ -245,44 +245,66 @@ namespace {
 #define BITNETMCU_VECTOR_CLONES
 #endif
 
-// q = clamp(round(x * s), -128, 127) / s for one row of n floats: the tensor expression's four
-// passes over a 6.4 MB CNN activation in one (the same float operations in the same order, so
-// the same values; round half to even as torch::round). A function of its own, called per row:
-// the clones apply to it, not to a lambda that at::parallel_for outlines.
+// q = clamp(round(x * s), -128, 127) / s for one row of n floats (of relu(x) when `relu`): the
+// tensor expression's four passes over a 6.4 MB CNN activation in one (the same float
+// operations in the same order, so the same values; round half to even as torch::round). A
+// function of its own, called per row: the clones apply to it, not to a lambda that
+// at::parallel_for outlines.
 BITNETMCU_VECTOR_CLONES
-void quantize_row(const float* __restrict x, float s, float* __restrict q, int64_t n) {
+void quantize_row(const float* __restrict x, float s, float* __restrict q, int64_t n, bool relu) {
   for (int64_t i = 0; i < n; ++i) {
-    float t = std::nearbyint(x[i] * s);
+    const float v = relu && x[i] < 0.0f ? 0.0f : x[i];  // NaN stays NaN, as in torch::relu
+    float t = std::nearbyint(v * s);
     t = t < -128.0f ? -128.0f : t;
     t = t > 127.0f ? 127.0f : t;
     q[i] = t / s;
   }
 }
 
+// Per-row 8-bit quantization of x, or of relu(x): the values of quantize_activations_ste.
+torch::Tensor quantize_rows(const torch::Tensor& x_in, bool relu) {
+  const torch::Tensor x = x_in.contiguous();
+  const torch::Tensor flat = x.flatten(1);
+  // max |x| = max(max x, -min x): two reductions, no |x| tensor (aminmax is slower in 1.13);
+  // relu(x) >= 0, so its max |.| is max x clamped like the rest
+  const torch::Tensor m = relu ? flat.amax(1) : torch::maximum(flat.amax(1), -flat.amin(1));
+  const torch::Tensor scale = 127.0f / m.clamp_min(1e-5f);
+  if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.numel() > 0) {
+    torch::Tensor q = torch::empty_like(x);
+    const float *xp = x.data_ptr<float>(), *sp = scale.data_ptr<float>();
+    float* qp = q.data_ptr<float>();
+    const int64_t n = flat.size(1);
+    at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) quantize_row(xp + r * n, sp[r], qp + r * n, n, relu);
+    });
+    return q;
+  }
+  std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  const torch::Tensor s = scale.reshape(shape);
+  return ((relu ? torch::relu(x) : x) * s).round_().clamp_(-128, 127).div_(s);
+}
+
 // Per-row 8-bit quantization whose gradient is the identity (straight-through), in one node.
 struct ActQuantFunction : torch::autograd::Function<ActQuantFunction> {
-  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x_in) {
-    const torch::Tensor x = x_in.contiguous();
-    std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-    shape[0] = x.size(0);
-    // max |x| = max(max x, -min x): two reductions, no |x| tensor (aminmax is slower in 1.13)
-    const torch::Tensor flat = x.flatten(1);
-    const torch::Tensor scale = 127.0f / torch::maximum(flat.amax(1), -flat.amin(1)).clamp_min_(1e-5f);
-    if (x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.numel() > 0) {
-      torch::Tensor q = torch::empty_like(x);
-      const float *xp = x.data_ptr<float>(), *sp = scale.data_ptr<float>();
-      float* qp = q.data_ptr<float>();
-      const int64_t n = flat.size(1);
-      at::parallel_for(0, x.size(0), 1, [&](int64_t begin, int64_t end) {
-        for (int64_t r = begin; r < end; ++r) quantize_row(xp + r * n, sp[r], qp + r * n, n);
-      });
-      return q;
-    }
-    const torch::Tensor s = scale.reshape(shape);
-    return (x * s).round_().clamp_(-128, 127).div_(s);
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x) {
+    return quantize_rows(x, false);
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext*, torch::autograd::tensor_list grads) {
     return {grads[0]};
+  }
+};
+
+// The same of relu(x): relu's gradient (where x > 0) times the identity. One pass over a CNN
+// activation instead of relu's pass and its backward's.
+struct ReluActQuantFunction : torch::autograd::Function<ReluActQuantFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x) {
+    ctx->save_for_backward({x});
+    return quantize_rows(x, true);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    return {torch::threshold_backward(grads[0], ctx->get_saved_variables()[0], 0)};
   }
 };
 
@@ -323,14 +345,16 @@ const std::vector<int64_t> ConvSteFunction::kOnes{1, 1}, ConvSteFunction::kZeros
 }  // namespace
 
 torch::Tensor quantize_activations_ste(const torch::Tensor& x) { return ActQuantFunction::apply(x); }
+torch::Tensor relu_quantize_activations_ste(const torch::Tensor& x) { return ReluActQuantFunction::apply(x); }
 
 namespace {
-// 2x2 max pooling of float CPU planes (stride 2, odd last rows and columns dropped). The first
-// maximum of each window in scan order wins; `window` gets its place in the window (0 top left,
-// 1 top right, 2 bottom left, 3 bottom right). Selects, not branches: on ReLU planes the winner
+// 2x2 max pooling of float CPU planes (stride 2, odd last rows and columns dropped), of relu(x)
+// when `relu`. The first maximum of each window in scan order wins; `window` gets its place in
+// the window (0 top left, 1 top right, 2 bottom left, 3 bottom right), plus 4 where relu made
+// it 0 (its gradient is 0: max(relu(.)) = relu(max(.)) with relu's gradient at the winner). Selects, not branches: on ReLU planes the winner
 // is random, and the branchy loop mispredicted its way to 4x the time (1.7 against 0.45 ms for
 // the CNN-64 batch's 128x64x12x12 planes, one thread).
-void max_pool_2x2_planes(const float* x, float* m, uint8_t* window, int64_t planes, int64_t h, int64_t w) {
+void max_pool_2x2_planes(const float* x, float* m, uint8_t* window, int64_t planes, int64_t h, int64_t w, bool relu) {
   const int64_t ho = h / 2, wo = w / 2;
   at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p)
@@ -344,8 +368,10 @@ void max_pool_2x2_planes(const float* x, float* m, uint8_t* window, int64_t plan
           const int right_top = b > a, right_bottom = d > c;
           const float t = a < b ? b : a, u = c < d ? d : c;
           const int use_bottom = u > t;
-          mo[i] = t < u ? u : t;
-          wi[i] = static_cast<uint8_t>(right_top + use_bottom * (2 + right_bottom - right_top));
+          const float v = t < u ? u : t;
+          const int zeroed = relu && v <= 0.0f;  // NaN stays, as in torch::relu
+          mo[i] = zeroed ? 0.0f : v;
+          wi[i] = static_cast<uint8_t>((right_top + use_bottom * (2 + right_bottom - right_top)) | (zeroed << 2));
         }
       }
   });
@@ -401,19 +427,22 @@ std::pair<torch::Tensor, torch::Tensor> max_pool_2x2_with_index(const torch::Ten
 bool pools_planes(const torch::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == torch::kFloat32; }
 
 struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
-  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in) {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x_in, bool relu) {
     if (pools_planes(x_in)) {
       const torch::Tensor x = x_in.contiguous();
       const int64_t n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
       torch::Tensor m = torch::empty({n, c, h / 2, w / 2}, x.options());
       torch::Tensor window = torch::empty({n, c, h / 2, w / 2}, x.options().dtype(torch::kUInt8));
-      max_pool_2x2_planes(x.data_ptr<float>(), m.data_ptr<float>(), window.data_ptr<uint8_t>(), n * c, h, w);
+      max_pool_2x2_planes(x.data_ptr<float>(), m.data_ptr<float>(), window.data_ptr<uint8_t>(), n * c, h, w, relu);
       ctx->save_for_backward({window});
       ctx->saved_data["input_size"] = x.sizes();
       return m;
     }
-    auto [m, index] = max_pool_2x2_with_index(x_in);
-    ctx->save_for_backward({x_in, index});
+    // the autograd graph of relu, and this pooling of its result
+    const torch::Tensor x = relu ? torch::relu(x_in) : x_in;
+    auto [m, index] = max_pool_2x2_with_index(x);
+    ctx->save_for_backward({x, index});
+    ctx->saved_data["relu"] = relu;
     return m;
   }
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
@@ -425,16 +454,19 @@ struct MaxPool2x2Function : torch::autograd::Function<MaxPool2x2Function> {
       torch::Tensor grad = torch::empty(ctx->saved_data["input_size"].toIntVector(), g.options());
       max_pool_2x2_planes_backward(g.data_ptr<float>(), window.data_ptr<uint8_t>(), grad.data_ptr<float>(),
                                    grad.size(0) * grad.size(1), grad.size(2), grad.size(3));
-      return {grad};
+      return {grad, torch::Tensor()};
     }
     const torch::Tensor &x = saved[0], index = saved[1].contiguous();
     const std::vector<int64_t> two{2, 2}, zero{0, 0}, one{1, 1};
-    return {at::max_pool2d_with_indices_backward(g, x, two, two, zero, one, false, index)};
+    torch::Tensor grad = at::max_pool2d_with_indices_backward(g, x, two, two, zero, one, false, index);
+    if (ctx->saved_data["relu"].toBool()) grad = torch::threshold_backward(grad, x, 0);
+    return {grad, torch::Tensor()};
   }
 };
 }  // namespace
 
-torch::Tensor max_pool_2x2(const torch::Tensor& x) { return MaxPool2x2Function::apply(x); }
+torch::Tensor max_pool_2x2(const torch::Tensor& x) { return MaxPool2x2Function::apply(x, false); }
+torch::Tensor relu_max_pool_2x2(const torch::Tensor& x) { return MaxPool2x2Function::apply(x, true); }
 
 double code_entropy_bits(const torch::Tensor& codes) {
   const torch::Tensor counts = torch::bincount(codes.reshape(-1).to(torch::kInt64), {}, 256).to(torch::kFloat64);
@@ -522,6 +554,11 @@ torch::Tensor BitConv2dImpl::forward(const torch::Tensor& input) {
     return torch::conv2d(input, weight_, torch::Tensor(), stride, padding, dilation, groups_);
   }
   return ConvSteFunction::apply(quantize_activations_ste(input), weight_, quantized_weight(), groups_);
+}
+
+torch::Tensor BitConv2dImpl::forward_relu(const torch::Tensor& pre) {
+  if (!scheme_) return forward(torch::relu(pre));
+  return ConvSteFunction::apply(relu_quantize_activations_ste(pre), weight_, quantized_weight(), groups_);
 }
 
 }  // namespace bitnetmcu::train

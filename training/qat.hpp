@@ -58,8 +58,12 @@ double octav_objective(const torch::Tensor& w, double s, double bits_per_weight)
 
 // Symmetric 8-bit per row (dim 0 indexes rows; all other dims are one row), STE gradient.
 torch::Tensor quantize_activations_ste(const torch::Tensor& x);
+// quantize_activations_ste(relu(x)) as one op: the same values, relu's gradient.
+torch::Tensor relu_quantize_activations_ste(const torch::Tensor& x);
 // 2x2 max pooling, stride 2 (as torch::max_pool2d, faster on CPU).
 torch::Tensor max_pool_2x2(const torch::Tensor& x);
+// max_pool_2x2(relu(x)) as one op: the same values and gradient.
+torch::Tensor relu_max_pool_2x2(const torch::Tensor& x);
 // Shannon entropy (bits) of the code histogram of a layer.
 double code_entropy_bits(const torch::Tensor& codes);
 
@@ -116,6 +120,8 @@ class BitConv2dImpl : public QuantLayerImpl {
   BitConv2dImpl(std::string name, int64_t in, int64_t out, int64_t groups,
                 std::optional<SchemeId> scheme, const Config& cfg);
   torch::Tensor forward(const torch::Tensor& x);
+  // forward(relu(pre)), with relu fused into the input quantization (CNN block, models.cpp).
+  torch::Tensor forward_relu(const torch::Tensor& pre);
 
  private:
   int64_t groups_;

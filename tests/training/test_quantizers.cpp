@@ -276,3 +276,29 @@ TEST_CASE("max_pool_2x2 equals torch::max_pool2d, values and gradients") {
     CHECK(torch::equal(x3.grad(), x2.grad().to(torch::kFloat64)));
   }
 }
+
+TEST_CASE("relu_max_pool_2x2 and relu_quantize_activations_ste equal ReLU followed by the op") {
+  torch::manual_seed(9);
+  // pre-activations with ties, zeros and all-negative windows (relu makes them 0, gradient 0)
+  for (const int64_t side : {int64_t{12}, int64_t{5}}) {
+    INFO("side " << side);
+    const torch::Tensor x0 = torch::round(torch::randn({2, 3, side, side}) * 2);
+    for (const auto dtype : {torch::kFloat32, torch::kFloat64}) {  // the plane loop and the elementwise path
+      const torch::Tensor x1 = x0.to(dtype).clone().requires_grad_(true);
+      const torch::Tensor x2 = x0.to(dtype).clone().requires_grad_(true);
+      const torch::Tensor y1 = relu_max_pool_2x2(x1), y2 = torch::max_pool2d(torch::relu(x2), 2);
+      CHECK(torch::equal(y1, y2));
+      const torch::Tensor g = torch::randn(y2.sizes()).to(dtype);
+      (y1 * g).sum().backward();
+      (y2 * g).sum().backward();
+      CHECK(torch::equal(x1.grad(), x2.grad()));
+    }
+    const torch::Tensor x3 = x0.clone().requires_grad_(true), x4 = x0.clone().requires_grad_(true);
+    const torch::Tensor q3 = relu_quantize_activations_ste(x3), q4 = quantize_activations_ste(torch::relu(x4));
+    CHECK(torch::equal(q3, q4));
+    const torch::Tensor g = torch::randn(q4.sizes());
+    (q3 * g).sum().backward();
+    (q4 * g).sum().backward();
+    CHECK(torch::equal(x3.grad(), x4.grad()));
+  }
+}
