@@ -173,7 +173,7 @@ const std::vector<Key>& keys() {
       text_key("runtag", &Config::runtag, "prefix of the run name (checkpoint file name)"),
       text_key("output_dir", &Config::output_dir, "where checkpoints and metrics CSVs go"),
       int_key("seed", &Config::seed, 0, 2147483647, "random seed (initialization, shuffling, augmentation)"),
-      int_key("num_threads", &Config::num_threads, 0, 1024, "CPU threads of the training loop; 0 = automatic (1 for FCMNIST; for CNNMNIST one per core idle at start)"),
+      int_key("num_threads", &Config::num_threads, 0, 1024, "CPU threads of the training loop; 0 = automatic (1 for FCMNIST; for CNNMNIST one per idle core, checked again before every epoch)"),
       int_key("train_subset", &Config::train_subset, 0, 1e9,
               "use only the first N training images; 0 = all"),
       int_key("test_subset", &Config::test_subset, 0, 1e9,

@@ -18,6 +18,7 @@
 #endif
 #include <fstream>
 #include <iomanip>
+#include <iterator>
 #include <iostream>
 #include <sstream>
 #include <cstdlib>
@@ -173,24 +174,50 @@ void configure_compute(const Config& cfg) {
 #endif
 }
 
+CpuTimes read_cpu_times() {
+  CpuTimes t;
+  std::ifstream stat("/proc/stat");
+  std::string cpu;
+  uint64_t v[8] = {};
+  if (!(stat >> cpu) || cpu != "cpu") return t;
+  for (uint64_t& x : v) stat >> x;  // user nice system idle iowait irq softirq steal
+  if (!stat) return t;
+  t.idle = v[3] + v[4];
+  for (uint64_t x : v) t.total += x;
+  // /proc/self/stat: utime and stime are fields 14 and 15, counted after the ")" that ends the
+  // command name (which may hold spaces); both files count in the same clock ticks
+  std::ifstream self("/proc/self/stat");
+  const std::string line((std::istreambuf_iterator<char>(self)), std::istreambuf_iterator<char>());
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return t;
+  std::istringstream fields(line.substr(close + 1));
+  std::string field;
+  uint64_t utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (i == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  t.own = utime + stime;
+  t.ok = static_cast<bool>(fields);
+  return t;
+}
+
+double other_processes_share(const CpuTimes& a, const CpuTimes& b) {
+  if (!a.ok || !b.ok || b.total <= a.total) return -1;
+  const double total = static_cast<double>(b.total - a.total);
+  const double busy = total - static_cast<double>(b.idle - a.idle);
+  const double own = static_cast<double>(b.own >= a.own ? b.own - a.own : 0);
+  return std::clamp((busy - own) / total, 0.0, 1.0);
+}
+
 namespace {
 // Fraction of the machine's CPU time spent idle over `ms` milliseconds (/proc/stat), or -1.
 double idle_fraction(int ms) {
-  auto sample = [](uint64_t& idle, uint64_t& total) {
-    std::ifstream in("/proc/stat");
-    std::string cpu;
-    uint64_t v[8] = {};
-    if (!(in >> cpu) || cpu != "cpu") return false;
-    for (uint64_t& x : v) in >> x;  // user nice system idle iowait irq softirq steal
-    idle = v[3] + v[4], total = 0;
-    for (uint64_t x : v) total += x;
-    return static_cast<bool>(in);
-  };
-  uint64_t idle0, total0, idle1, total1;
-  if (!sample(idle0, total0)) return -1;
+  const CpuTimes a = read_cpu_times();
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-  if (!sample(idle1, total1) || total1 <= total0) return -1;
-  return static_cast<double>(idle1 - idle0) / static_cast<double>(total1 - total0);
+  const CpuTimes b = read_cpu_times();
+  if (!a.ok || !b.ok || b.total <= a.total) return -1;
+  return static_cast<double>(b.idle - a.idle) / static_cast<double>(b.total - a.total);
 }
 }  // namespace
 
@@ -250,6 +277,40 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 }
 
 namespace {
+
+// num_threads 0 with a CNN: the thread count is chosen again before each epoch from the CPU
+// time other processes took during the last one (configure_compute sees only the start, and
+// load that comes later costs the most: a thread whose core is busy holds the others up at
+// every op). It never exceeds the count chosen at start, whose OpenMP wait policy was chosen
+// for it (choose_openmp_wait_policy).
+class ThreadGovernor {
+ public:
+  explicit ThreadGovernor(const Config& cfg)
+      : active_(cfg.num_threads == 0 && cfg.is_cnn() && torch::get_num_threads() > 1),
+        start_threads_(torch::get_num_threads()), last_(read_cpu_times()) {}
+  // Adjusts the count; returns a console line when it changed.
+  std::string update(int epoch) {
+    if (!active_) return {};
+    const CpuTimes now = read_cpu_times();
+    const double others = other_processes_share(last_, now);
+    last_ = now;
+    if (others < 0) return {};
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = std::min(start_threads_, threads_for_idle(1.0 - others, cores));
+    const int before = torch::get_num_threads();
+    if (threads == before) return {};
+    torch::set_num_threads(threads);
+    std::ostringstream line;
+    line << "threads: " << before << " -> " << threads << " (other processes used " << std::fixed
+         << std::setprecision(1) << others * cores << " of " << cores << " cores during epoch " << epoch << ")\n";
+    return line.str();
+  }
+
+ private:
+  bool active_;
+  int start_threads_;
+  CpuTimes last_;
+};
 
 // What a run carries across epochs besides model and optimizer; the checkpoint's meta and
 // metrics entries are made from it.
@@ -547,7 +608,9 @@ TrainResult train(const Config& cfg_in, const TrainOptions& options) {
 
   const auto loop_start = Clock::now();
   const int first_epoch = progress.epochs_done;
+  ThreadGovernor threads(cfg);
   for (int epoch = progress.epochs_done; epoch < cfg.num_epochs && !StopSignals::requested(); ++epoch) {
+    if (epoch > first_epoch) out << threads.update(epoch) << std::flush;
     const auto t0 = Clock::now();
     torch::manual_seed(static_cast<uint64_t>(cfg.seed) * 1000003ull + static_cast<uint64_t>(epoch));
     const double schedule = schedule_factor(cfg, epoch), lr = cfg.learning_rate * schedule;

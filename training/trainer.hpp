@@ -57,8 +57,20 @@ EvalResult evaluate_checkpoint(const std::string& path, const std::vector<std::s
 // minimum of 60 calls: 4.7 ms -> 1.0 ms).
 void configure_compute(const Config& cfg);
 // Its CNNMNIST rule: the cores idle at start (fraction `idle` of the machine's CPU time, or -1
-// when unknown: all of them), at least 1.
+// when unknown: all of them), at least 1. A run re-applies it before each epoch to the CPU time
+// other processes used during the last one (never above the start's count).
 int threads_for_idle(double idle, int cores);
+
+// CPU time so far in clock ticks: the machine's (all cores; /proc/stat) and this process's
+// (/proc/self/stat utime + stime). ok is false where the files cannot be read.
+struct CpuTimes {
+  uint64_t total = 0, idle = 0, own = 0;
+  bool ok = false;
+};
+CpuTimes read_cpu_times();
+// The share of the machine's CPU time between two readings that other processes used (busy time
+// minus this process's), in [0, 1]; -1 when unknown.
+double other_processes_share(const CpuTimes& a, const CpuTimes& b);
 
 // Call first thing in main(): unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set, re-executes the
 // program with a wait policy for LibTorch's OpenMP (libgomp) threads, which fork and join for

@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include <chrono>
 #include <csignal>
 #include <filesystem>
 #include <sstream>
@@ -71,6 +72,32 @@ TEST_CASE("automatic CNN thread count: one per core idle at start") {
   CHECK(threads_for_idle(0.0, 2) == 1);   // never fewer than one
   CHECK(threads_for_idle(0.5, 8) == 4);
   CHECK(threads_for_idle(-1.0, 4) == 4);  // unknown: every core
+}
+
+TEST_CASE("CPU time of other processes between two readings (the per-epoch thread count)") {
+  CpuTimes a, b;
+  a.total = 1000, a.idle = 400, a.own = 100, a.ok = true;
+  b.total = 1200, b.idle = 450, b.own = 150, b.ok = true;
+  // 200 ticks: 150 busy, 50 of them ours -> others 100 / 200
+  CHECK(other_processes_share(a, b) == Approx(0.5));
+  b.own = 400;  // more of ours than busy time (ticks sampled apart): never negative
+  CHECK(other_processes_share(a, b) == 0.0);
+  b.total = a.total;
+  CHECK(other_processes_share(a, b) == -1.0);
+  a.ok = false;
+  CHECK(other_processes_share(a, b) == -1.0);
+  // the real files: this process's CPU time grows while it computes
+  const CpuTimes t0 = read_cpu_times();
+  REQUIRE(t0.ok);
+  CHECK(t0.total > 0);
+  CpuTimes t1 = t0;
+  volatile double sink = 0;
+  for (const auto start = std::chrono::steady_clock::now();
+       t1.own == t0.own && std::chrono::steady_clock::now() - start < std::chrono::seconds(5);) {
+    for (int i = 0; i < 1000000; ++i) sink = sink + 1.0;
+    t1 = read_cpu_times();
+  }
+  CHECK(t1.own > t0.own);
 }
 
 TEST_CASE("smoke: small FCMNIST, one epoch on 5,000 images, above 90 % test accuracy") {
