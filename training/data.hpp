@@ -90,6 +90,14 @@ InputQuantizer load_input_quantizer(const Checkpoint& ckpt, const Config& cfg);
 // augmented copy can be made on a worker thread, reproducibly.
 class Augmenter {
  public:
+  // The sampling grid [N,H,W,2] of the affine maps (per image: cos and sin over the scale c, s,
+  // the normalized shift tx, ty, and mirror = 1 or -1 for a left-right flip) at the pixel
+  // centres `coord` [W] (align_corners=false): x' = c (m x) + s y - (c tx + s ty),
+  // y' = -s (m x) + c y + (s tx - c ty). One loop over the grid on CPU, with the float operations
+  // of the tensor expression in its order (the same values), and no intermediate tensors.
+  static torch::Tensor affine_grid(const torch::Tensor& c, const torch::Tensor& s, const torch::Tensor& tx,
+                                   const torch::Tensor& ty, const torch::Tensor& mirror, const torch::Tensor& coord);
+
   explicit Augmenter(const Config& cfg);
   // [N,1,H,H] in [0,1] -> augmented, resized, normalized [N,1,side,side].
   torch::Tensor operator()(const torch::Tensor& raw, c10::optional<at::Generator> generator = c10::nullopt) const;

@@ -118,6 +118,36 @@ TEST_CASE("downscale 28->16 matches Pillow's BILINEAR resize within 1/255") {
   CHECK(worst <= 1.0 + 1e-4);
 }
 
+TEST_CASE("augmentation: the affine sampling grid loop equals the tensor expression, value for value") {
+  torch::manual_seed(12);
+  const int64_t n = 300, size = 28;
+  const torch::Tensor angle = (torch::rand({n}) * 2 - 1) * 0.35;
+  const torch::Tensor inv_scale = 1.0 / (0.9 + 0.2 * torch::rand({n}));
+  const torch::Tensor c = torch::cos(angle) * inv_scale, s = torch::sin(angle) * inv_scale;
+  const torch::Tensor t = torch::round((torch::rand({n, 2}) * 2 - 1) * 2.8) * (2.0 / 28);
+  const torch::Tensor tx = t.select(1, 0), ty = t.select(1, 1);  // strided views, as in the Augmenter
+  const torch::Tensor mirror = 1 - 2 * (torch::rand({n}) < 0.5).to(torch::kFloat32);
+  const torch::Tensor coord = (torch::arange(size, torch::kFloat32) * 2 + 1) / static_cast<double>(size) - 1;
+  auto per_image = [n](const torch::Tensor& v) { return v.view({n, 1, 1}); };
+  const torch::Tensor gx = coord.view({1, 1, size}).expand({n, size, size}) * per_image(mirror);
+  const torch::Tensor gy = coord.view({1, size, 1}).expand({n, size, size});
+  const torch::Tensor expected =
+      torch::stack({per_image(c) * gx + per_image(s) * gy - per_image(c * tx + s * ty),
+                    per_image(-s) * gx + per_image(c) * gy + per_image(s * tx - c * ty)},
+                   3);
+  const torch::Tensor grid = Augmenter::affine_grid(c, s, tx, ty, mirror, coord);
+  REQUIRE(grid.sizes() == expected.sizes());
+  CHECK(torch::equal(grid, expected));
+  // the Augmenter warps in parts of 2048 images: the downscale of a part equals its rows of the
+  // whole batch's downscale
+  const torch::Tensor images = torch::rand({5000, 1, 28, 28});
+  const torch::Tensor whole = downscale_normalize(images);
+  CHECK(torch::equal(torch::cat({downscale_normalize(images.narrow(0, 0, 2048)),
+                                 downscale_normalize(images.narrow(0, 2048, 2048)),
+                                 downscale_normalize(images.narrow(0, 4096, 904))}),
+                     whole));
+}
+
 TEST_CASE("augmentation: batched, seeded, shapes kept; elastic changes images") {
   Config cfg;
   torch::manual_seed(0);
