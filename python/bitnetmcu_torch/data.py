@@ -86,6 +86,8 @@ class Augmenter:
     whole-pixel shift up to 10 %, scale 0.9-1.1) as one grid_sample, then for a random subset an
     elastic displacement (alpha 40, sigma 4). Draws from torch's global generator."""
 
+    part = 1024  # images warped at a time (__call__)
+
     def __init__(self, cfg):
         self.rotation1, self.rotation2 = cfg["rotation1"], cfg["rotation2"]
         self.elastic_probability = cfg["elastictransformprobability"]
@@ -104,14 +106,24 @@ class Augmenter:
         # output p samples the source at R(-angle) (p - t) / scale (normalized coordinates)
         theta = torch.stack([torch.stack([cos, sin, -(cos * shift[:, 0] + sin * shift[:, 1])], 1),
                              torch.stack([-sin, cos, -(-sin * shift[:, 0] + cos * shift[:, 1])], 1)], 1)
-        grid = F.affine_grid(theta, list(raw28.shape), align_corners=False)
-        if self.hflip > 0:  # mirror: output column x samples the affine image's column -x
-            mirror = 1 - 2 * (torch.rand(n) < self.hflip).float()
-            grid = grid * torch.stack([mirror, torch.ones(n)], 1).view(n, 1, 1, 2)
+        mirror = 1 - 2 * (torch.rand(n) < self.hflip).float() if self.hflip > 0 else None
+        elastic = None
         if self.elastic_probability > 0:
-            grid = grid + self._elastic(n, size) * (torch.rand(n) < self.elastic_probability).view(n, 1, 1, 1)
-        out = F.grid_sample(raw28, grid, mode=self.mode, padding_mode="zeros", align_corners=False)
-        return downscale_normalize(out)
+            elastic = self._elastic(n, size) * (torch.rand(n) < self.elastic_probability).view(n, 1, 1, 1)
+        # The random numbers are drawn for the whole batch above; the warp runs in parts of 1024
+        # images, whose tensors the allocator reuses (a 4096-image grid is 25 MB, a fresh mmap
+        # each call: 106-380 ms against 52 ms, one thread). Images are independent: the same result.
+        parts = []
+        for i in range(0, n, self.part):
+            j = min(i + self.part, n)
+            grid = F.affine_grid(theta[i:j], [j - i] + list(raw28.shape[1:]), align_corners=False)
+            if mirror is not None:  # mirror: output column x samples the affine image's column -x
+                grid = grid * torch.stack([mirror[i:j], torch.ones(j - i)], 1).view(j - i, 1, 1, 2)
+            if elastic is not None:
+                grid = grid + elastic[i:j]
+            out = F.grid_sample(raw28[i:j], grid, mode=self.mode, padding_mode="zeros", align_corners=False)
+            parts.append(downscale_normalize(out))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
     def _elastic(self, n, size):
         d = torch.rand(n, 2, size, size) * 2 - 1

@@ -202,6 +202,22 @@ def test_muon_orthogonalizes_the_hidden_weights_only():
     assert isinstance(opts.base[1][0], Muon)
 
 
+def test_augmenter_parts_do_not_change_the_images():
+    """The Augmenter draws its random numbers for the whole batch, then warps it in parts: the
+    part size must not change a single value (nearest and bilinear, with mirror and elastic)."""
+    from bitnetmcu_torch.data import Augmenter
+    raw = torch.rand(700, 1, 28, 28)
+    base = {"rotation1": 10, "rotation2": 10, "elastictransformprobability": 0.3, "augmentation_hflip": 0.5}
+    for mode in ("nearest", "bilinear"):
+        outs = []
+        for part in (10**9, 256):
+            aug = Augmenter(dict(base, augmentation_interpolation=mode))
+            aug.part = part
+            torch.manual_seed(4)
+            outs.append(aug(raw))
+        assert torch.equal(outs[0], outs[1])
+
+
 def test_augmenter_hflip_mirrors_like_the_cpp_trainer():
     """augmentation_hflip, the same property tests/training/test_data_checkpoint.cpp checks of the
     C++ Augmenter: with probability 1 a blob in the left half lands in the right half; with 0 it
