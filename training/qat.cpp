@@ -351,9 +351,10 @@ namespace {
 // 2x2 max pooling of float CPU planes (stride 2, odd last rows and columns dropped), of relu(x)
 // when `relu`. The first maximum of each window in scan order wins; `window` gets its place in
 // the window (0 top left, 1 top right, 2 bottom left, 3 bottom right), plus 4 where relu made
-// it 0 (its gradient is 0: max(relu(.)) = relu(max(.)) with relu's gradient at the winner). Selects, not branches: on ReLU planes the winner
-// is random, and the branchy loop mispredicted its way to 4x the time (1.7 against 0.45 ms for
-// the CNN-64 batch's 128x64x12x12 planes, one thread).
+// it 0 (its gradient is 0: max(relu(.)) = relu(max(.)) with relu's gradient at the winner).
+// Selects, not branches: on ReLU planes the winner is random, and the branchy loop mispredicted
+// its way to 4x the time (1.7 against 0.45 ms for the CNN-64 batch's 128x64x12x12 planes, one
+// thread).
 void max_pool_2x2_planes(const float* x, float* m, uint8_t* window, int64_t planes, int64_t h, int64_t w, bool relu) {
   const int64_t ho = h / 2, wo = w / 2;
   at::parallel_for(0, planes, 16, [&](int64_t begin, int64_t end) {

@@ -147,6 +147,8 @@ double learning_rate_at(const Config& cfg, int epoch) { return cfg.learning_rate
 namespace {
 double idle_fraction(int ms);
 
+int hardware_cores() { return static_cast<int>(std::max(1u, std::thread::hardware_concurrency())); }
+
 // num_threads 0: 1 for FCMNIST; for CNNMNIST one per core that was idle at start. OpenMP threads
 // wait for each other at every op, so a thread whose core is busy elsewhere holds all of them
 // up: with one core of two busy, 2 threads took 36.0 s per CNN-64 epoch against 11.3 s for one
@@ -154,7 +156,7 @@ double idle_fraction(int ms);
 // against 12.5 s.
 int default_threads(const Config& cfg) {
   if (!cfg.is_cnn()) return 1;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = hardware_cores();
   return cores == 1 ? 1 : threads_for_idle(idle_fraction(200), cores);
 }
 }  // namespace
@@ -295,7 +297,7 @@ class ThreadGovernor {
     const double others = other_processes_share(last_, now);
     last_ = now;
     if (others < 0) return {};
-    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    const int cores = hardware_cores();
     const int threads = std::min(start_threads_, threads_for_idle(1.0 - others, cores));
     const int before = torch::get_num_threads();
     if (threads == before) return {};
