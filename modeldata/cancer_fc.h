@@ -58,6 +58,7 @@ using Net = bitnetmcu::Model<
     bitnetmcu::Dense<bitnetmcu::Sym4, 32, 16, fc2_weights>,
     bitnetmcu::Dense<bitnetmcu::Sym4, 16, 2, fcl_weights>>;
 inline constexpr uint32_t kInputSize = 30, kNumClasses = 2;
+static_assert(Net::input_size == kInputSize, "exporter and engine disagree on the input size");
 static_assert(Net::num_classes == kNumClasses, "exporter and engine disagree on the class count");
 static_assert(Net::weight_bytes == 816, "exporter and engine disagree on the weight bytes");
 static_assert(Net::scratch_bytes == 192, "exporter and engine disagree on the scratch RAM");
@@ -81,7 +82,7 @@ inline constexpr double kFloatAccuracy = 0.9912;  // float QAT model
 inline constexpr double kIntAccuracy = 0.9912;    // this engine
 inline constexpr uint32_t kIntCorrect = 112;  // images the engine classifies right
 inline constexpr uint32_t kEmulationMismatches = 0;  // engine vs LibTorch integer emulation
-// CH32V003 estimate: ch32v003: flash 4066 / 16384 bytes (weights 816 + engine code estimate 3250); RAM 736 / 2048 bytes (scratch 192 + stack/globals estimate 544)
+// CH32V003 estimate: ch32v003: flash 3777 / 16384 bytes (weights 816 + engine code estimate 2961); RAM 736 / 2048 bytes (scratch 192 + stack/globals estimate 544)
 inline constexpr bool kTargetsCh32v003 = true;
 inline constexpr uint32_t kWeightBits = 6016, kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;
 inline constexpr char kConfigYaml[] = R"bnmcu_yaml(model: "FCMNIST"
@@ -128,11 +129,17 @@ step_size: 10
 T_0: 10
 T_mult: 1
 halve_lr_epoch: -1
+ema_decay: 0
+activation_sparsity: 0
 augmentation: false
 rotation1: 10
 rotation2: 10
 elastictransformprobability: 0
+augmentation_hflip: 0
 augmentation_interpolation: "nearest"
+distill_teacher: ""
+distill_weight: 0.5
+distill_temperature: 4
 runtag: "cancer_fc_"
 output_dir: "modeldata/zoo"
 seed: 1

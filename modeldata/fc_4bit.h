@@ -11,7 +11,7 @@ namespace bitnetmcu_models {
 namespace fc_4bit {
 inline constexpr char kName[] = "fc_4bit";
 
-// fc1: 4bit 256 -> 64, pack_columns layout, background rowsums
+// fc1: 4bit 256 -> 64, pack_columns layout, background rowsums; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc1_weights[] = {
     0x100000F0, 0xE0012001, 0xF00011F0, 0x10F20001, 0x11000000, 0x00010000, 0xF1FF0000, 0x00011010,
     0x000001F1, 0xE0011011, 0xF00011F0, 0x10F10001, 0x11010001, 0x01F10100, 0xF1FF0000, 0x00001010,
@@ -279,7 +279,7 @@ inline constexpr int16_t fc1_rowsum[] = {
     16, 7, -3, -6,
 };
 
-// fc2: 4bit 64 -> 64, pack_columns layout
+// fc2: 4bit 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xEEFF63D5, 0xE0420E21, 0xE0D0024E, 0x1E4E2020, 0xB1F119FE, 0xE02E43C2, 0xD3112FED, 0xEEE212EF,
     0xB10FFD10, 0x02CFF3F1, 0x51502D14, 0x2D1CD7F0, 0x41EC1212, 0x3C1F0022, 0xF621FD43, 0x351F32D0,
@@ -347,7 +347,7 @@ alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0x0F3D110D, 0x0F010621, 0x3D01F0F3, 0x0504F530, 0x0ED2FD20, 0xE6EFE22E, 0x1451219E, 0xDF4FE0C4,
 };
 
-// fc3: 4bit 64 -> 64, pack_columns layout
+// fc3: 4bit 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0xD0DE0211, 0xEBEE215F, 0xFE002101, 0x0421FEE4, 0xF0F4F01E, 0xC3030AD7, 0x2F0FE1CF, 0xFF1F3F2F,
     0xCFE2DDEF, 0x3D200051, 0x031113E0, 0x314E6FF3, 0x1E1131F2, 0x13E0FE0E, 0x50DE0E30, 0x10D1F031,
@@ -415,7 +415,7 @@ alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x1F12131A, 0x322FC2DF, 0x0232FD15, 0xDF0E0EDC, 0x1E010BF0, 0x3E3FB002, 0xB2FFFE0F, 0xD1FDFDF2,
 };
 
-// fcl: 4bit 64 -> 10, pack_columns layout
+// fcl: 4bit 64 -> 10, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fcl_weights[] = {
     0xD4F94DFD, 0xCCCE4D83, 0xCCB5F1B2, 0xB80D4F8A, 0xDF4D1DC0, 0xEC2ED2CD, 0xCD4F00DF, 0x349EC3F0,
     0xF2CB4EDD, 0xE2D3F0AE, 0x8D03FEBE, 0xDCF59DCA, 0x3E3EDCB4, 0xBD1D3E1D, 0x17BEFE40, 0xDC1E22D2,
@@ -430,17 +430,21 @@ alignas(4) inline constexpr uint32_t fcl_weights[] = {
 };
 
 using Net = bitnetmcu::Model<
-    bitnetmcu::Dense<bitnetmcu::Int4, 256, 64, fc1_weights, fc1_rowsum>,
-    bitnetmcu::Dense<bitnetmcu::Int4, 64, 64, fc2_weights>,
-    bitnetmcu::Dense<bitnetmcu::Int4, 64, 64, fc3_weights>,
-    bitnetmcu::Dense<bitnetmcu::Int4, 64, 10, fcl_weights>>;
+    bitnetmcu::Dense<bitnetmcu::Int4, 256, 64, fc1_weights, fc1_rowsum, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Int4, 64, 64, fc2_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Int4, 64, 64, fc3_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Int4, 64, 10, fcl_weights, nullptr, bitnetmcu::DenseKernel::Planes>>;
 inline constexpr uint32_t kInputSize = 256, kNumClasses = 10;
+static_assert(Net::input_size == kInputSize, "exporter and engine disagree on the input size");
 static_assert(Net::num_classes == kNumClasses, "exporter and engine disagree on the class count");
 static_assert(Net::weight_bytes == 12736, "exporter and engine disagree on the weight bytes");
 static_assert(Net::scratch_bytes == 512, "exporter and engine disagree on the scratch RAM");
 
 // metadata (unused constants cost no flash)
 inline constexpr char kDataset[] = "MNIST";
+inline constexpr const char* kClassNames[kNumClasses] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+inline constexpr uint32_t kInputSide = 16;  // image side; 0: feature vector
+inline constexpr char kInputDescription[] = "16x16 image, resized and normalized ((x - 0.1307) / 0.3081), int8 per sample: 127 / max|x| (SPEC §2)";
 inline constexpr char kSourceCheckpoint[] = "modeldata/zoo/fc_4bit_FCMNIST_4bit_RMS_w64_64_64_Muon_e60.pt";
 inline constexpr char kCheckpointCrc32[] = "2144df1c";
 inline constexpr char kLayers[] = "fc1 4bit [64x256]; fc2 4bit [64x64]; fc3 4bit [64x64]; fcl 4bit [10x64]";
@@ -449,12 +453,25 @@ inline constexpr double kFloatAccuracy = 0.9906;  // float QAT model
 inline constexpr double kIntAccuracy = 0.9905;    // this engine
 inline constexpr uint32_t kIntCorrect = 9905;  // images the engine classifies right
 inline constexpr uint32_t kEmulationMismatches = 0;  // engine vs LibTorch integer emulation
-// CH32V003 estimate: ch32v003: flash 15986 / 16384 bytes (weights 12736 + engine code estimate 3250); RAM 1056 / 2048 bytes (scratch 512 + stack/globals estimate 544)
+// CH32V003 estimate: ch32v003: flash 16140 / 16384 bytes (weights 12928 + engine code estimate 3212); RAM 1616 / 2048 bytes (scratch 704 + stack/globals estimate 912); bit-plane dense kernels
 inline constexpr bool kTargetsCh32v003 = true;
 inline constexpr uint32_t kWeightBits = 100864, kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;
 inline constexpr char kConfigYaml[] = R"bnmcu_yaml(model: "FCMNIST"
 dataset: "MNIST"
 data_dir: "data"
+data_train: ""
+data_train_labels: ""
+data_test: ""
+data_test_labels: ""
+test_fraction: 0.20000000000000001
+label_column: "label"
+csv_header: true
+csv_skip_rows: 0
+class_names: ""
+input_side: 16
+input_quantization: "auto"
+input_features: 0
+classes: 0
 network_width1: 64
 network_width2: 64
 network_width3: 64
@@ -483,11 +500,17 @@ step_size: 10
 T_0: 10
 T_mult: 1
 halve_lr_epoch: -1
+ema_decay: 0
+activation_sparsity: 0
 augmentation: true
 rotation1: 10
 rotation2: 10
 elastictransformprobability: 0
+augmentation_hflip: 0
 augmentation_interpolation: "nearest"
+distill_teacher: ""
+distill_weight: 0.5
+distill_temperature: 4
 runtag: "fc_4bit_"
 output_dir: "/tmp/zoo_muon"
 seed: 1

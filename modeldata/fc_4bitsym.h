@@ -11,7 +11,7 @@ namespace bitnetmcu_models {
 namespace fc_4bitsym {
 inline constexpr char kName[] = "fc_4bitsym";
 
-// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums
+// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc1_weights[] = {
     0x08000088, 0x98801980, 0x80101018, 0x08808800, 0x00800880, 0x00000000, 0x88998808, 0x80001010,
     0x08000080, 0x90901900, 0x80101018, 0x08808800, 0x00800880, 0x00000100, 0x88998808, 0x80081010,
@@ -279,7 +279,7 @@ inline constexpr int16_t fc1_rowsum[] = {
     -6, 12, 4, -16,
 };
 
-// fc2: 4bitsym 64 -> 64, pack_columns layout
+// fc2: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xD0C28092, 0xB2022078, 0xC9BB9A00, 0xA3221B00, 0x3898080A, 0xB80D2180, 0x813391CE, 0x802809C8,
     0xB9B92080, 0x83880990, 0x119C2821, 0x0C9BB411, 0x38A89B02, 0x39038110, 0x1B8A1A04, 0x05D01818,
@@ -347,7 +347,7 @@ alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0x92A699B6, 0x9B098511, 0xD8188AB1, 0x82890321, 0x9A291980, 0xB488018B, 0xA18A989B, 0x2831BBA8,
 };
 
-// fc3: 4bitsym 64 -> 64, pack_columns layout
+// fc3: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x98BB290A, 0x8B018880, 0xA2891C18, 0x08185A33, 0x9898C089, 0xB0C80A13, 0x080AA391, 0x9A8B2A08,
     0xB2B08882, 0x28A98B18, 0x31A98501, 0x39011181, 0xBA8A8093, 0xA0AEB998, 0x99C9881C, 0x51918912,
@@ -415,7 +415,7 @@ alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x88008080, 0x08080008, 0x08880080, 0x88008808, 0x88888080, 0x08008800, 0x00800008, 0x88000008,
 };
 
-// fcl: 4bitsym 64 -> 10, pack_columns layout
+// fcl: 4bitsym 64 -> 10, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fcl_weights[] = {
     0xB41D3CAA, 0xABAC4BF4, 0x9AB29BB0, 0xEC8930EB, 0x8938CB1B, 0xA909B2EB, 0xBA48DB88, 0x480CA289,
     0xA1AC4BD9, 0xC3B398EA, 0xE9D509CC, 0xBF94CBAC, 0xBB198CF3, 0xAA3B098A, 0x94AAA84C, 0x991B22D2,
@@ -430,17 +430,21 @@ alignas(4) inline constexpr uint32_t fcl_weights[] = {
 };
 
 using Net = bitnetmcu::Model<
-    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights>>;
+    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights, nullptr, bitnetmcu::DenseKernel::Planes>>;
 inline constexpr uint32_t kInputSize = 256, kNumClasses = 10;
+static_assert(Net::input_size == kInputSize, "exporter and engine disagree on the input size");
 static_assert(Net::num_classes == kNumClasses, "exporter and engine disagree on the class count");
 static_assert(Net::weight_bytes == 12736, "exporter and engine disagree on the weight bytes");
 static_assert(Net::scratch_bytes == 512, "exporter and engine disagree on the scratch RAM");
 
 // metadata (unused constants cost no flash)
 inline constexpr char kDataset[] = "MNIST";
+inline constexpr const char* kClassNames[kNumClasses] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+inline constexpr uint32_t kInputSide = 16;  // image side; 0: feature vector
+inline constexpr char kInputDescription[] = "16x16 image, resized and normalized ((x - 0.1307) / 0.3081), int8 per sample: 127 / max|x| (SPEC §2)";
 inline constexpr char kSourceCheckpoint[] = "modeldata/zoo/fc_4bitsym_FCMNIST_4bitsym_RMS_w64_64_64_Muon_e60.pt";
 inline constexpr char kCheckpointCrc32[] = "2144df1c";
 inline constexpr char kLayers[] = "fc1 4bitsym [64x256]; fc2 4bitsym [64x64]; fc3 4bitsym [64x64]; fcl 4bitsym [10x64]";
@@ -449,12 +453,25 @@ inline constexpr double kFloatAccuracy = 0.9904;  // float QAT model
 inline constexpr double kIntAccuracy = 0.9906;    // this engine
 inline constexpr uint32_t kIntCorrect = 9906;  // images the engine classifies right
 inline constexpr uint32_t kEmulationMismatches = 0;  // engine vs LibTorch integer emulation
-// CH32V003 estimate: ch32v003: flash 15986 / 16384 bytes (weights 12736 + engine code estimate 3250); RAM 1056 / 2048 bytes (scratch 512 + stack/globals estimate 544)
+// CH32V003 estimate: ch32v003: flash 16140 / 16384 bytes (weights 12928 + engine code estimate 3212); RAM 1616 / 2048 bytes (scratch 704 + stack/globals estimate 912); bit-plane dense kernels
 inline constexpr bool kTargetsCh32v003 = true;
 inline constexpr uint32_t kWeightBits = 100864, kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;
 inline constexpr char kConfigYaml[] = R"bnmcu_yaml(model: "FCMNIST"
 dataset: "MNIST"
 data_dir: "data"
+data_train: ""
+data_train_labels: ""
+data_test: ""
+data_test_labels: ""
+test_fraction: 0.20000000000000001
+label_column: "label"
+csv_header: true
+csv_skip_rows: 0
+class_names: ""
+input_side: 16
+input_quantization: "auto"
+input_features: 0
+classes: 0
 network_width1: 64
 network_width2: 64
 network_width3: 64
@@ -483,11 +500,17 @@ step_size: 10
 T_0: 10
 T_mult: 1
 halve_lr_epoch: -1
+ema_decay: 0
+activation_sparsity: 0
 augmentation: true
 rotation1: 10
 rotation2: 10
 elastictransformprobability: 0
+augmentation_hflip: 0
 augmentation_interpolation: "nearest"
+distill_teacher: ""
+distill_weight: 0.5
+distill_temperature: 4
 runtag: "fc_4bitsym_"
 output_dir: "/tmp/zoo_muon"
 seed: 1

@@ -11,7 +11,7 @@ namespace bitnetmcu_models {
 namespace fc_4bitsym_kd {
 inline constexpr char kName[] = "fc_4bitsym_kd";
 
-// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums
+// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc1_weights[] = {
     0x00000090, 0x00801081, 0x00811189, 0x00800000, 0x00000880, 0x00000888, 0x80990000, 0x80801010,
     0x00000090, 0x00801081, 0x80801189, 0x00800000, 0x00000880, 0x00800888, 0x80990008, 0x80801010,
@@ -279,7 +279,7 @@ inline constexpr int16_t fc1_rowsum[] = {
     44, 14, 12, 10,
 };
 
-// fc2: 4bitsym 64 -> 64, pack_columns layout
+// fc2: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xA906A112, 0x511A8821, 0xA09C9279, 0x04881B00, 0xE1801BA8, 0x9E1211A1, 0xC30288EA, 0x088119B1,
     0xA8008AA3, 0xA0899210, 0x114C49B0, 0xC09F97A9, 0x33C8D881, 0xA088D9CC, 0x820A0013, 0x14A80009,
@@ -347,7 +347,7 @@ alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xFA1988A3, 0xCEA50914, 0x902BD191, 0x108CB310, 0x09992043, 0x171A0018, 0x808180CA, 0x80091929,
 };
 
-// fc3: 4bitsym 64 -> 64, pack_columns layout
+// fc3: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0xC091A90B, 0xC18981B3, 0x904A92A8, 0x870091B0, 0xA0CAAD08, 0xB4872007, 0x188A99D3, 0x21281AA0,
     0x9D898F00, 0x000B0841, 0x90903322, 0x00300B9C, 0x88802811, 0x22C81AB8, 0x81228830, 0x280300D3,
@@ -415,7 +415,7 @@ alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x9909A38A, 0x1A010CA0, 0x080A8220, 0xD1190889, 0x10A1AD90, 0x889009A9, 0x19A810A1, 0x801A8030,
 };
 
-// fcl: 4bitsym 64 -> 10, pack_columns layout
+// fcl: 4bitsym 64 -> 10, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fcl_weights[] = {
     0xC42D2DA9, 0x1DDC3DD3, 0xACA29A11, 0xCEAA49DB, 0xBD3BDB2D, 0xBD19A0DA, 0xBA28CBCA, 0x51CBC0DD,
     0xD39C1B9A, 0xA2A0AC8A, 0xDCBD4BEA, 0xACA3BACD, 0x8B3C8DE1, 0x9C0B0A2D, 0x97FF9D06, 0xED3C00C3,
@@ -430,10 +430,10 @@ alignas(4) inline constexpr uint32_t fcl_weights[] = {
 };
 
 using Net = bitnetmcu::Model<
-    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights>>;
+    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights, nullptr, bitnetmcu::DenseKernel::Planes>>;
 inline constexpr uint32_t kInputSize = 256, kNumClasses = 10;
 static_assert(Net::input_size == kInputSize, "exporter and engine disagree on the input size");
 static_assert(Net::num_classes == kNumClasses, "exporter and engine disagree on the class count");
@@ -453,7 +453,7 @@ inline constexpr double kFloatAccuracy = 0.9914;  // float QAT model
 inline constexpr double kIntAccuracy = 0.9913;    // this engine
 inline constexpr uint32_t kIntCorrect = 9913;  // images the engine classifies right
 inline constexpr uint32_t kEmulationMismatches = 0;  // engine vs LibTorch integer emulation
-// CH32V003 estimate: ch32v003: flash 15892 / 16384 bytes (weights 12736 + engine code estimate 3156); RAM 1056 / 2048 bytes (scratch 512 + stack/globals estimate 544)
+// CH32V003 estimate: ch32v003: flash 16140 / 16384 bytes (weights 12928 + engine code estimate 3212); RAM 1616 / 2048 bytes (scratch 704 + stack/globals estimate 912); bit-plane dense kernels
 inline constexpr bool kTargetsCh32v003 = true;
 inline constexpr uint32_t kWeightBits = 100864, kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;
 inline constexpr char kConfigYaml[] = R"bnmcu_yaml(model: "FCMNIST"
@@ -500,6 +500,8 @@ step_size: 10
 T_0: 10
 T_mult: 1
 halve_lr_epoch: -1
+ema_decay: 0
+activation_sparsity: 0
 augmentation: true
 rotation1: 10
 rotation2: 10

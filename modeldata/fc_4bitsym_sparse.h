@@ -11,7 +11,7 @@ namespace bitnetmcu_models {
 namespace fc_4bitsym_sparse {
 inline constexpr char kName[] = "fc_4bitsym_sparse";
 
-// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums
+// fc1: 4bitsym 256 -> 64, pack_columns layout, background rowsums; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc1_weights[] = {
     0x00000080, 0x90911100, 0x00800009, 0x00810801, 0x00000080, 0x00100808, 0x00880000, 0x20801010,
     0x00010080, 0x80911100, 0x00800009, 0x00800801, 0x10000081, 0x00100008, 0x00880000, 0x20001010,
@@ -279,7 +279,7 @@ inline constexpr int16_t fc1_rowsum[] = {
     36, 30, 0, 4,
 };
 
-// fc2: 4bitsym 64 -> 64, pack_columns layout
+// fc2: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xC9A22988, 0x11200C78, 0x9008B9A1, 0x10430812, 0xAA1C3AB8, 0x0988109A, 0x808983D2, 0xBB3A1B08,
     0xA2199003, 0x468801A8, 0x09240129, 0x1A0B8980, 0x8DA99148, 0x12F89999, 0x82808918, 0x85829188,
@@ -347,7 +347,7 @@ alignas(4) inline constexpr uint32_t fc2_weights[] = {
     0xCA5088C1, 0x599C0088, 0x9212CB11, 0x83B19208, 0x9D2AF880, 0x87B8981A, 0x88280BC2, 0x518C0988,
 };
 
-// fc3: 4bitsym 64 -> 64, pack_columns layout
+// fc3: 4bitsym 64 -> 64, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x99901888, 0xBA8A8888, 0x8808A080, 0x88881084, 0xAA088888, 0x89809896, 0x889A9888, 0x11809989,
     0xA2010088, 0x98898888, 0x15819800, 0x08301812, 0x88828001, 0x9229B8A2, 0x89A09880, 0x71902881,
@@ -415,7 +415,7 @@ alignas(4) inline constexpr uint32_t fc3_weights[] = {
     0x80008080, 0x08080000, 0x08880080, 0x88008808, 0x80088880, 0x00808800, 0x00000008, 0x80008008,
 };
 
-// fcl: 4bitsym 64 -> 10, pack_columns layout
+// fcl: 4bitsym 64 -> 10, pack_columns layout; runs the bit-plane kernel (its layout is made from these words at compile time)
 alignas(4) inline constexpr uint32_t fcl_weights[] = {
     0xD49C0CAC, 0xB9AA39C1, 0xBFB0B9B0, 0xAAA90AC9, 0xA9399AB9, 0xA999A2A9, 0xAA09A1AA, 0x21CCC3BC,
     0xD8BD1DD9, 0xB3B30AA8, 0x99A18A88, 0xCC15FCEA, 0xA8889AE4, 0xAA2A191A, 0x049BA829, 0x9A4B89A1,
@@ -430,10 +430,10 @@ alignas(4) inline constexpr uint32_t fcl_weights[] = {
 };
 
 using Net = bitnetmcu::Model<
-    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights>,
-    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights>>;
+    bitnetmcu::Dense<bitnetmcu::Sym4, 256, 64, fc1_weights, fc1_rowsum, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc2_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 64, fc3_weights, nullptr, bitnetmcu::DenseKernel::Planes>,
+    bitnetmcu::Dense<bitnetmcu::Sym4, 64, 10, fcl_weights, nullptr, bitnetmcu::DenseKernel::Planes>>;
 inline constexpr uint32_t kInputSize = 256, kNumClasses = 10;
 static_assert(Net::input_size == kInputSize, "exporter and engine disagree on the input size");
 static_assert(Net::num_classes == kNumClasses, "exporter and engine disagree on the class count");
@@ -453,7 +453,7 @@ inline constexpr double kFloatAccuracy = 0.9880;  // float QAT model
 inline constexpr double kIntAccuracy = 0.9879;    // this engine
 inline constexpr uint32_t kIntCorrect = 9879;  // images the engine classifies right
 inline constexpr uint32_t kEmulationMismatches = 0;  // engine vs LibTorch integer emulation
-// CH32V003 estimate: ch32v003: flash 15892 / 16384 bytes (weights 12736 + engine code estimate 3156); RAM 1056 / 2048 bytes (scratch 512 + stack/globals estimate 544)
+// CH32V003 estimate: ch32v003: flash 16140 / 16384 bytes (weights 12928 + engine code estimate 3212); RAM 1616 / 2048 bytes (scratch 704 + stack/globals estimate 912); bit-plane dense kernels
 inline constexpr bool kTargetsCh32v003 = true;
 inline constexpr uint32_t kWeightBits = 100864, kWeightBytes = Net::weight_bytes, kScratchBytes = Net::scratch_bytes;
 inline constexpr char kConfigYaml[] = R"bnmcu_yaml(model: "FCMNIST"

@@ -4,6 +4,7 @@
 #include "kernels/arith.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/dense.hpp"
+#include "kernels/dense_planes.hpp"
 #include "kernels/dense_ref.hpp"
 #include "layers.hpp"
 #include "layout.hpp"

@@ -7,6 +7,7 @@
 #include "kernels/arith.hpp"
 #include "kernels/conv.hpp"
 #include "kernels/dense.hpp"
+#include "kernels/dense_planes.hpp"
 #include "schemes.hpp"
 
 namespace bitnetmcu {
@@ -40,6 +41,18 @@ template <class S>
 inline void dense_layer(const typename S::word_t* w, decltype(nullptr), uint32_t n_in, uint32_t n_out,
                         const int8_t* x, int32_t* acc) {
   dense<S>(w, n_in, n_out, x, 0, acc);
+}
+
+// The same layer on plane_columns weights (schemes with plane traits, kernels/dense_planes.hpp).
+template <class S, uint32_t Out, class R = int32_t>
+inline void dense_layer_planes(const PlaneLayer& layer, const R* rowsum, const int8_t* x, int32_t* acc) {
+  const int32_t offset = rowsum ? x[0] : 0;
+  dense_planes<S::plane_scale, S::plane_bias, (Out > 64)>(layer, x, offset, acc);
+  if (offset) add_multiple(acc, rowsum, Out, offset);
+}
+template <class S, uint32_t Out>
+inline void dense_layer_planes(const PlaneLayer& layer, decltype(nullptr), const int8_t* x, int32_t* acc) {
+  dense_planes<S::plane_scale, S::plane_bias, (Out > 64)>(layer, x, 0, acc);
 }
 
 // Conv weights of the CNN block: codes of scheme S, one byte each, [3][channels][3][3]

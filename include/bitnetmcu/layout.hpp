@@ -64,4 +64,33 @@ constexpr void unpack_columns(const typename S::word_t* words, size_t n_out, siz
   }
 }
 
+// The bit-plane kernels' layout (kernels/dense_planes.hpp) of a scheme with plane traits:
+// column i = plane_words(n_out) words of offset-binary codes u = (decode + plane_bias) /
+// plane_scale; output 8p + n in word p at nibble plane_nibble(n) (n's 3 bits reversed: the
+// kernel's byte-lane sums then come out as output pairs 2q, 2q + 1 in order), padding u = 0.
+// From pack_columns words; out: n_in * plane_words(n_out) words.
+constexpr size_t plane_words(size_t n_out) { return (n_out + 7) / 8; }
+// The words of a layer in that layout: + 3 where the RV32 kernel's passes of four words may read
+// past the last column (words per column neither <= 2 nor a multiple of 4).
+constexpr size_t plane_column_words(size_t n_in, size_t n_out) {
+  const size_t w = plane_words(n_out);
+  return n_in * w + ((w <= 2 || w % 4 == 0) ? 0 : 3);
+}
+constexpr uint32_t plane_nibble(uint32_t n) { return ((n & 1) << 2) | (n & 2) | ((n >> 2) & 1); }
+template <class S>
+constexpr void plane_columns(const typename S::word_t* words, size_t n_out, size_t n_in, uint32_t* out) {
+  const ColumnShape c = column_shape<S>(n_out);
+  const typename S::word_t* tails = words + n_in * c.full;
+  const size_t per_column = plane_words(n_out);
+  for (size_t i = 0; i < n_in; ++i) {
+    for (size_t p = 0; p < per_column; ++p) out[i * per_column + p] = 0;
+    for (size_t o = 0; o < n_out; ++o) {
+      const uint8_t code = o < c.full * S::codes_per_word ? S::code_at(words + i * c.full, o)
+                                                          : S::code_at(tails, i * c.tail + (o - c.full * S::codes_per_word));
+      const uint32_t u = static_cast<uint32_t>((S::decode(code) + S::plane_bias) / S::plane_scale);
+      out[i * per_column + o / 8] |= u << (4 * plane_nibble(static_cast<uint32_t>(o % 8)));
+    }
+  }
+}
+
 }  // namespace bitnetmcu

@@ -51,11 +51,40 @@ template <class T>
 struct RowSumType<T*> {
   using type = T;
 };
+// The bit-plane kernels' lane scratch, one per size, shared by the layers (left zero by each).
+template <uint32_t Words>
+inline uint32_t plane_scratch[Words];
+
+// A layer's weights in the bit-plane kernels' layout, converted at compile time (only these
+// reach the firmware's flash: the pack_columns array is then not odr-used), and its scratch.
+template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W>
+struct PlaneWeights {
+  struct Words {
+    uint32_t v[plane_column_words(In, Out)];
+  };
+  static constexpr Words make() {
+    Words r{};
+    plane_columns<S>(W, Out, In, r.v);
+    return r;
+  }
+  alignas(4) static constexpr Words columns = make();
+  static constexpr PlaneLayer layer{columns.v, In, Out, plane_scratch<plane_scratch_words(Out)>};
+};
 }  // namespace detail
 
+// The kernel a typed dense layer runs: Tables (kernels/dense.hpp, every scheme) or Planes
+// (kernels/dense_planes.hpp, schemes with plane traits: fewer RV32EC instructions, for about
+// 0.5 KB more code, 0.4 KB more stack and whole words per 8 outputs). The exporter picks Planes
+// where the model still fits its chip (docs/engine.md). A Planes layer runs the bit-plane kernel
+// where BITNETMCU_DENSE_PLANES is 1 (RISC-V by default) and the table kernel elsewhere.
+enum class DenseKernel : uint8_t { Tables, Planes };
+
 // RowSum: nullptr, or a `const int16_t*` / `const int32_t*` array of Out row sums.
-template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W, auto RowSum = nullptr>
+template <class S, uint32_t In, uint32_t Out, const typename S::word_t* W, auto RowSum = nullptr,
+          DenseKernel K = DenseKernel::Tables>
 struct Dense {
+  static_assert(K == DenseKernel::Tables || has_plane_traits<S>, "DenseKernel::Planes needs a scheme with plane traits");
+  static constexpr bool planes = K == DenseKernel::Planes && BITNETMCU_DENSE_PLANES;
   using scheme = S;
   using rowsum_t = typename detail::RowSumType<decltype(RowSum)>::type;
   static constexpr bool has_rowsum = !static_cast<bool>(RowSum == nullptr);
@@ -67,7 +96,12 @@ struct Dense {
   static constexpr int64_t acc_bound = dense_acc_bound(In, S::max_abs, has_rowsum);
   static_assert(fits_accumulator(acc_bound), "dense layer too large: int32 accumulator could overflow");
   static_assert(In > 0 && Out > 0, "empty dense layer");
-  static void run(const int8_t* x, int32_t* out, int32_t* /*work*/) { dense_layer<S>(W, RowSum, In, Out, x, out); }
+  static void run(const int8_t* x, int32_t* out, int32_t* /*work*/) {
+    if constexpr (planes)
+      dense_layer_planes<S, Out>(detail::PlaneWeights<S, In, Out, W>::layer, RowSum, x, out);
+    else
+      dense_layer<S>(W, RowSum, In, Out, x, out);
+  }
   // The run-time description (int32 row sums only: LayerDesc and model files carry int32).
   static constexpr LayerDesc desc() {
     if constexpr (has_rowsum) {

@@ -211,6 +211,9 @@ struct Sym4 : SymmetricCodes<4> {
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 8.0f;
   static constexpr float bits_per_weight = 4.0f;
+  // value = plane_scale * u - plane_bias with u = (value + 15) / 2 in 0..15: the bit-plane
+  // kernels' offset-binary code (kernels/dense_planes.hpp)
+  static constexpr int32_t plane_scale = 2, plane_bias = 15;
 };
 
 // Two's complement integers.
@@ -236,6 +239,7 @@ struct Int4 : TwosComplementCodes<4> {
   static constexpr ScaleRule scale_rule = ScaleRule::Clip;
   static constexpr float clip_numerator = 8.0f;
   static constexpr float bits_per_weight = 4.0f;
+  static constexpr int32_t plane_scale = 1, plane_bias = 8;  // value = u - 8 (dense_planes.hpp)
 };
 
 struct Int8 : TwosComplementCodes<8> {

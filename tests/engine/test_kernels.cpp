@@ -64,6 +64,70 @@ TEMPLATE_TEST_CASE("dense (column layout) equals dense_ref (row layout)", "", Bi
   }
 }
 
+// The bit-plane kernel on plane_columns words made from pack_columns: inputs on both sides of
+// the offset (the second, complemented pass), runs past 15 inputs per plane, chunks past sum |a|
+// = 4369 (many large inputs), layers wider than 64 outputs (the reference run on every target),
+// extreme codes; the lane scratch must be zero again afterwards.
+TEMPLATE_TEST_CASE("dense_planes (plane layout) equals dense_ref", "", Sym4, Int4) {
+  using S = TestType;
+  STATIC_REQUIRE(has_plane_traits<S>);
+  STATIC_REQUIRE_FALSE(has_plane_traits<FP130>);
+  std::mt19937 rng(7 + static_cast<unsigned>(S::id));
+  for (int trial = 0; trial < 1500; ++trial) {
+    const uint32_t n_in = 1 + rng() % (trial < 1000 ? 70 : 300);
+    const uint32_t n_out = 1 + rng() % (trial < 1000 ? 64 : 130);
+    std::vector<uint8_t> codes(size_t(n_in) * n_out);
+    for (auto& c : codes) c = random_code<S>(rng);
+    if (trial % 7 == 0)
+      for (auto& c : codes) c = S::encode(trial % 2 ? 1e6f : -1e6f);
+    std::vector<uint32_t> rows(size_t(n_out) * row_words<S>(n_in));
+    for (uint32_t o = 0; o < n_out; ++o)
+      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
+    std::vector<uint32_t> cols(dense_weight_words<S>(n_in, n_out));
+    std::vector<uint8_t> gather(n_out);
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+    std::vector<uint32_t> planes(plane_column_words(n_in, n_out));
+    plane_columns<S>(cols.data(), n_out, n_in, planes.data());
+
+    const int8_t common = trial % 3 == 0 ? 0 : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    auto x = random_input(rng, n_in, (trial % 5) / 5.0, common);
+    if (trial % 11 == 0) std::fill(x.begin(), x.end(), trial % 2 ? int8_t(-128) : int8_t(127));
+    const int32_t offset = trial % 4 == 0 ? 0 : (trial % 4 == 1 ? x[0] : (trial % 4 == 2 ? -128 : 127));
+
+    std::vector<int32_t> want(n_out), got(n_out, 0x5A5A5A5A);
+    std::vector<uint32_t> t(plane_scratch_words(n_out), 0);
+    dense_ref<S>(rows.data(), n_in, n_out, x.data(), offset, want.data());
+    const PlaneLayer layer{planes.data(), n_in, n_out, t.data()};
+    dense_planes<S::plane_scale, S::plane_bias, true>(layer, x.data(), offset, got.data());
+    INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial << " offset " << offset);
+    REQUIRE(got == want);
+    REQUIRE(std::all_of(t.begin(), t.end(), [](uint32_t v) { return v == 0; }));
+  }
+}
+
+TEMPLATE_TEST_CASE("plane_columns holds every code as its offset-binary value", "", Sym4, Int4) {
+  using S = TestType;
+  std::mt19937 rng(3);
+  for (uint32_t n_out : {1u, 7u, 8u, 10u, 17u, 64u, 100u}) {
+    const uint32_t n_in = 1 + rng() % 20;
+    std::vector<uint8_t> codes(size_t(n_in) * n_out), gather(n_out);
+    for (auto& c : codes) c = random_code<S>(rng);
+    std::vector<uint32_t> cols(dense_weight_words<S>(n_in, n_out)), planes(plane_column_words(n_in, n_out));
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+    plane_columns<S>(cols.data(), n_out, n_in, planes.data());
+    const uint32_t words = static_cast<uint32_t>(plane_words(n_out));
+    for (uint32_t i = 0; i < n_in; ++i)
+      for (uint32_t o = 0; o < words * 8; ++o) {
+        const uint32_t u = (planes[i * words + o / 8] >> (4 * plane_nibble(o % 8))) & 15u;
+        if (o >= n_out) {
+          REQUIRE(u == 0);  // padding
+        } else {
+          REQUIRE(S::plane_scale * int32_t(u) - S::plane_bias == S::decode(codes[size_t(o) * n_in + i]));
+        }
+      }
+  }
+}
+
 // Ternary adds four inputs' lane pairs packed (two outputs per int32) while sum |a| <= 32767
 // and switches to int32 accumulators past it, mid-layer: inputs that reach the bound exactly,
 // cross it in the middle of a group, and extreme weights (every lane at its largest).

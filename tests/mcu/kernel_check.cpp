@@ -1,7 +1,7 @@
 // Kernel check program of the target proof (issue 2): every scheme's dense kernel (odd sizes,
 // with and without an input offset), its reference twin, the row-sum dense layer, ShiftNorm
 // (edge cases included), argmax, the shift-add multiply, conv3x3, max-pool and the CNN channel
-// block, on pseudo-random data. It prints one hash per case; ctest runs it on the host and under
+// block, the bit-plane dense kernel, on pseudo-random data. It prints one hash per case; ctest runs it on the host and under
 // qemu-system-riscv32 (RV32EC and RV32EmC) and requires identical output, line by line. It also
 // checks dense == dense_ref on whatever machine it runs and prints MISMATCH otherwise.
 #include <bitnetmcu/bitnetmcu.hpp>
@@ -75,16 +75,29 @@ void check_dense(uint32_t n_in, uint32_t n_out, uint32_t zero_share, bool offset
   bn::dense_layer<S>(cols, g_rowsum, n_in, n_out, g_x, layer);
   bn::dense_ref<S>(rows, n_in, n_out, g_x, 0, g_ref);
   for (uint32_t o = 0; o < n_out; ++o) same = same && layer[o] == g_ref[o];
+  const uint32_t acc_hash = hash(g_acc, n_out);
+  uint32_t planes_hash = 0;
+  if constexpr (bn::has_plane_traits<S>) {  // the bit-plane kernel (RV32: its assembly) on the same layer
+    static uint32_t planes[bn::plane_column_words(kMaxIn, kMaxOut)], t[bn::plane_scratch_words(kMaxOut)];
+    bn::plane_columns<S>(cols, n_out, n_in, planes);
+    const bn::PlaneLayer pl{planes, n_in, n_out, t};
+    bn::dense_planes<S::plane_scale, S::plane_bias, false>(pl, g_x, x_offset, g_acc);
+    bn::dense_ref<S>(rows, n_in, n_out, g_x, x_offset, g_ref);
+    for (uint32_t o = 0; o < n_out; ++o) same = same && g_acc[o] == g_ref[o];
+    for (uint32_t w : t) same = same && w == 0;
+    planes_hash = hash(g_acc, n_out);
+  }
   if (!same) ++g_failures;
-  printf("dense %-7s %3ux%-3u zeros %3u offset %d acc %08x layer %08x%s\n", S::name, static_cast<unsigned>(n_in),
-         static_cast<unsigned>(n_out), static_cast<unsigned>(zero_share), offset ? 1 : 0,
-         static_cast<unsigned>(hash(g_acc, n_out)), static_cast<unsigned>(hash(layer, n_out)),
-         same ? "" : " MISMATCH");
+  printf("dense %-7s %3ux%-3u zeros %3u offset %d acc %08x layer %08x planes %08x%s\n", S::name,
+         static_cast<unsigned>(n_in), static_cast<unsigned>(n_out), static_cast<unsigned>(zero_share), offset ? 1 : 0,
+         static_cast<unsigned>(acc_hash), static_cast<unsigned>(hash(layer, n_out)),
+         static_cast<unsigned>(planes_hash), same ? "" : " MISMATCH");
 }
 
 template <class S>
 void check_scheme() {
-  static const uint32_t sizes[][2] = {{1, 1}, {3, 7}, {10, 10}, {17, 33}, {33, 17}, {64, 10}, {100, 64}, {256, 64}};
+  static const uint32_t sizes[][2] = {{1, 1},   {3, 7},   {10, 10}, {17, 33}, {33, 17},
+                                      {64, 10}, {40, 24}, {50, 40}, {100, 64}, {256, 64}};
   for (const auto& s : sizes) {
     check_dense<S>(s[0], s[1], 128, false);
     check_dense<S>(s[0], s[1], 0, true);

@@ -6,6 +6,8 @@
 #include <sstream>
 #include <vector>
 
+#include "bitnetmcu/kernels/dense_planes.hpp"
+#include "bitnetmcu/layout.hpp"
 #include "exporter.hpp"
 
 namespace bitnetmcu::exporter {
@@ -50,7 +52,70 @@ size_t cnn_block_bytes(SchemeId id, bool has_multiplier) {
 constexpr size_t kStackEstimate = 480;
 constexpr size_t kFirmwareGlobals = 64;
 
+// The bit-plane kernel (bitnetmcu/kernels/dense_planes.hpp) by scheme, as linked beside the base
+// in place of the table kernel, and the stack it needs beyond the table kernel's (its run lists:
+// 8 x 16 column addresses; measured bound 720 against 352).
+constexpr KernelBytes kPlaneKernelBytes[] = {{SchemeId::Sym4, 1146, 0}, {SchemeId::Int4, 1146, 0}};
+constexpr size_t kPlaneStackExtra = 368;
+
+
+// The estimate with the table kernels everywhere, or the plane kernel for the layers with plane traits.
+TargetFit estimate(const PackedModel& model, const Target& target, uint32_t embedded_samples, bool planes) {
+  TargetFit f;
+  f.target = target.name;
+  f.plane_kernels = planes;
+  f.weight_bytes = model.weight_bytes;
+  std::vector<SchemeId> kernels;
+  std::vector<uint32_t> scratch_sizes;  // the plane kernels' static lane scratch, one per size
+  f.code_bytes_estimate = kFirmwareBaseBytes + size_t(embedded_samples) * (model.input_size + 1);  // + label byte
+  for (const auto& l : model.layers) {
+    if (l.kind == LayerKind::Cnn) {
+      f.code_bytes_estimate += cnn_block_bytes(l.scheme, target.has_multiplier);
+      continue;
+    }
+    const bool plane_layer = planes && scheme_has_plane_traits(l.scheme);
+    if (plane_layer) {  // the plane layout in flash instead of pack_columns
+      f.weight_bytes += 4 * plane_column_words(l.n_in, l.n_out);
+      f.weight_bytes -= 4 * l.words32.size();
+      const uint32_t words = plane_scratch_words(l.n_out);
+      if (std::find(scratch_sizes.begin(), scratch_sizes.end(), words) == scratch_sizes.end())
+        scratch_sizes.push_back(words);
+    }
+    if (std::find(kernels.begin(), kernels.end(), l.scheme) != kernels.end()) continue;
+    kernels.push_back(l.scheme);
+    KernelBytes k = dense_kernel_bytes(l.scheme);
+    if (plane_layer) {
+      k = {l.scheme, 1440, 0};  // a scheme not calibrated yet: the largest figure
+      for (const KernelBytes& p : kPlaneKernelBytes)
+        if (p.scheme == l.scheme) k = p;
+    }
+    f.code_bytes_estimate += k.code + (target.has_multiplier ? 0 : k.no_multiplier);
+  }
+  f.flash_needed = f.weight_bytes + f.code_bytes_estimate;
+  f.flash_budget = target.flash_bytes;
+  f.scratch_bytes = model.scratch_bytes;
+  for (uint32_t words : scratch_sizes) f.scratch_bytes += 4 * words;
+  f.stack_estimate = kStackEstimate + kFirmwareGlobals + (scratch_sizes.empty() ? 0 : kPlaneStackExtra);
+  f.ram_needed = f.scratch_bytes + f.stack_estimate;
+  f.ram_budget = target.ram_bytes;
+  f.borderline = f.flash_needed > f.flash_budget && f.flash_needed <= f.flash_budget + kFitMargin;
+  f.fits = f.flash_needed <= f.flash_budget + kFitMargin && f.ram_needed <= f.ram_budget;
+  return f;
+}
+
 }  // namespace
+
+bool uses_plane_kernels(const PackedModel& model, uint32_t embedded_samples) {
+  bool pays = false;
+  for (const auto& l : model.layers) {
+    if (l.kind == LayerKind::Cnn) return false;
+    pays = pays || (scheme_has_plane_traits(l.scheme) && l.n_out >= kPlaneMinOutputs &&
+                    uint64_t(l.n_in) * l.n_out >= kPlaneMinWeights);
+  }
+  if (!pays) return false;
+  const TargetFit f = estimate(model, kCh32v003, embedded_samples, true);
+  return f.flash_needed + kPlaneFitMargin <= f.flash_budget && f.ram_needed <= f.ram_budget;
+}
 
 const Target* find_target(const std::string& name) {
   for (const Target& t : kTargets)
@@ -59,30 +124,7 @@ const Target* find_target(const std::string& name) {
 }
 
 TargetFit check_target(const PackedModel& model, const Target& target, uint32_t embedded_samples) {
-  TargetFit f;
-  f.target = target.name;
-  f.weight_bytes = model.weight_bytes;
-  std::vector<SchemeId> kernels;
-  f.code_bytes_estimate = kFirmwareBaseBytes + size_t(embedded_samples) * (model.input_size + 1);  // + label byte
-  for (const auto& l : model.layers) {
-    if (l.kind == LayerKind::Cnn) {
-      f.code_bytes_estimate += cnn_block_bytes(l.scheme, target.has_multiplier);
-      continue;
-    }
-    if (std::find(kernels.begin(), kernels.end(), l.scheme) != kernels.end()) continue;
-    kernels.push_back(l.scheme);
-    const KernelBytes k = dense_kernel_bytes(l.scheme);
-    f.code_bytes_estimate += k.code + (target.has_multiplier ? 0 : k.no_multiplier);
-  }
-  f.flash_needed = f.weight_bytes + f.code_bytes_estimate;
-  f.flash_budget = target.flash_bytes;
-  f.scratch_bytes = model.scratch_bytes;
-  f.stack_estimate = kStackEstimate + kFirmwareGlobals;
-  f.ram_needed = f.scratch_bytes + f.stack_estimate;
-  f.ram_budget = target.ram_bytes;
-  f.borderline = f.flash_needed > f.flash_budget && f.flash_needed <= f.flash_budget + kFitMargin;
-  f.fits = f.flash_needed <= f.flash_budget + kFitMargin && f.ram_needed <= f.ram_budget;
-  return f;
+  return estimate(model, target, embedded_samples, uses_plane_kernels(model, embedded_samples));
 }
 
 std::string TargetFit::describe() const {
@@ -92,6 +134,7 @@ std::string TargetFit::describe() const {
     << (flash_needed > flash_budget + kFitMargin ? "  OVER" : "")
     << "; RAM " << ram_needed << " / " << ram_budget << " bytes (scratch " << scratch_bytes
     << " + stack/globals estimate " << stack_estimate << ")" << (ram_needed > ram_budget ? "  OVER" : "");
+  if (plane_kernels) s << "; bit-plane dense kernels";
   if (borderline)
     s << "; flash within the estimate's error (" << kFitMargin << " bytes) of the budget: the firmware link decides";
   return s.str();

@@ -12,6 +12,8 @@
 
 #include <zlib.h>
 
+#include "bitnetmcu/kernels/dense_planes.hpp"
+
 #include "bitnetmcu/model_file.hpp"
 #include "exporter.hpp"
 
@@ -135,7 +137,9 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
                       std::to_string(l.shift) + ", cnn_weights, " + scheme_type(l.scheme) + ">");
       continue;
     }
-    s << ", pack_columns layout" << (l.rowsum.empty() ? "" : ", background rowsums") << "\n";
+    const bool planes = meta.ch32v003_fit && meta.ch32v003_fit->plane_kernels && scheme_has_plane_traits(l.scheme);
+    s << ", pack_columns layout" << (l.rowsum.empty() ? "" : ", background rowsums")
+      << (planes ? "; runs the bit-plane kernel (its layout is made from these words at compile time)" : "") << "\n";
     if (!l.words16.empty()) {
       s << "alignas(4) inline constexpr uint16_t " << l.name << "_weights[] = {\n";
       write_values(s, l.words16, 8, [](uint16_t v) { return hex32(v, 4); });
@@ -152,6 +156,8 @@ std::string model_header_text(const PackedModel& m, const HeaderMeta& meta) {
       s << "};\n";
       type += ", " + l.name + "_rowsum";
     }
+    if (planes)
+      type += std::string(l.rowsum.empty() ? ", nullptr" : "") + ", bitnetmcu::DenseKernel::Planes";
     types.push_back(type + ">");
   }
   s << "\nusing Net = bitnetmcu::Model<\n";
@@ -300,7 +306,8 @@ std::string report_json(const PackedModel& m, const HeaderMeta& meta, const Targ
       << ", \"flash_needed\": " << fit->flash_needed << ", \"flash_budget\": " << fit->flash_budget
       << ", \"weight_bytes\": " << fit->weight_bytes << ", \"code_bytes_estimate\": " << fit->code_bytes_estimate
       << ", \"ram_needed\": " << fit->ram_needed << ", \"ram_budget\": " << fit->ram_budget
-      << ", \"scratch_bytes\": " << fit->scratch_bytes << ", \"stack_estimate\": " << fit->stack_estimate << "}";
+      << ", \"scratch_bytes\": " << fit->scratch_bytes << ", \"stack_estimate\": " << fit->stack_estimate
+      << ", \"plane_kernels\": " << (fit->plane_kernels ? "true" : "false") << "}";
   }
   s << "\n}\n";
   return s.str();
