@@ -58,6 +58,38 @@ void bench_scheme() {
   bench<S>(64, 64, true);
 }
 
+// The bit-plane kernel on the same layers ("<scheme>-planes"). Its cost grows with the set bits
+// of |a|: these random inputs have about 4 (MNIST's about 3), half of them negative (a second pass).
+uint32_t g_planes[bn::plane_column_words(256, 64)], g_lanes[bn::plane_scratch_words(64)];
+
+template <class S>
+void bench_planes(uint32_t n_in, uint32_t n_out, bool half_zero) {
+  for (uint32_t i = 0; i < n_in * n_out; ++i) g_codes[i] = static_cast<uint8_t>(next() % 16u);
+  auto* w = reinterpret_cast<typename S::word_t*>(g_words);
+  bn::pack_columns<S>(g_codes, n_out, n_in, g_column, w);
+  bn::plane_columns<S>(w, n_out, n_in, g_planes);
+  uint32_t nonzero = 0;
+  for (uint32_t i = 0; i < n_in; ++i) {
+    int8_t v = static_cast<int8_t>(next() >> 24);
+    if (v == 0 || (half_zero && (i & 1))) v = half_zero && (i & 1) ? 0 : 1;
+    g_x[i] = v;
+    nonzero += v != 0;
+  }
+  const bn::PlaneLayer layer{g_planes, n_in, n_out, g_lanes};
+  const uint32_t start = instret();
+  bn::dense_planes<S::plane_scale, S::plane_bias, false>(layer, g_x, 0, g_acc);
+  const uint32_t used = instret() - start;
+  printf("kernel %s-planes %ux%u nonzero %u instret %u\n", S::name, static_cast<unsigned>(n_in),
+         static_cast<unsigned>(n_out), static_cast<unsigned>(nonzero), static_cast<unsigned>(used));
+}
+
+template <class S>
+void bench_planes_scheme() {
+  bench_planes<S>(256, 64, false);
+  bench_planes<S>(64, 64, false);
+  bench_planes<S>(64, 64, true);
+}
+
 }  // namespace
 
 int main() {
@@ -66,6 +98,8 @@ int main() {
   bench_scheme<bn::Sym2>();
   bench_scheme<bn::Sym4>();
   bench_scheme<bn::Int4>();
+  bench_planes_scheme<bn::Sym4>();
+  bench_planes_scheme<bn::Int4>();
   bench_scheme<bn::Int8>();
   bench_scheme<bn::FP130>();
   bench_scheme<bn::NF4>();
