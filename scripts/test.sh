@@ -24,7 +24,8 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
     -DBITNETMCU_SANITIZE=ON -DBITNETMCU_BUILD_FUZZ=ON -DBITNETMCU_BUILD_FIRMWARE=OFF -DBITNETMCU_BUILD_BENCH=OFF \
     ${CMAKE_ARGS:-} >/dev/null
   cmake --build "$SAN_DIR" -j "${JOBS:-$(nproc)}" --target \
-    engine_tests export_core_tests export_tests export_header_test shipped_models_test fast_path_shipped_models_test bitnetmcu-export bitnetmcu_python \
+    engine_tests export_core_tests export_tests export_header_test shipped_models_test shipped_models_planes_test \
+    fast_path_shipped_models_test bitnetmcu-export bitnetmcu_python \
     fuzz_model_file fuzz_checkpoint fuzz_idx fuzz_config
   ctest --test-dir "$SAN_DIR" --output-on-failure -j "${JOBS:-$(nproc)}" -LE '^fuzz$' \
     -R '^(engine:|export|zoo\.|fuzz\.|python\.(model|schemes|quant_parity|readme_example|hostile_inputs)$)' \
