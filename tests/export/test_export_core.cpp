@@ -3,6 +3,7 @@
 #include <cstring>
 #include <random>
 
+#include "bitnetmcu/kernels/dense_planes.hpp"
 #include "bitnetmcu/layout.hpp"
 #include "bitnetmcu/model_file.hpp"
 #include "random_model.hpp"
@@ -100,6 +101,33 @@ TEST_CASE("unpackable shapes are rejected with the layer and shape", "[export][e
     t.pop_back();
     CHECK_THROWS_WITH(pack_model(t, 4), Catch::Contains("no layer 'fcl'"));
   }
+}
+
+// The bit-plane kernel (DenseKernel::Planes): picked for a large enough 4bitsym/4bit model that
+// still fits, and then the estimate counts its layout (whole words per 8 outputs), scratch and stack.
+TEST_CASE("uses_plane_kernels picks the bit-plane kernel where it pays and fits", "[export]") {
+  std::mt19937 rng(11);
+  const PackedModel fc = pack_model(random_fc(SchemeId::Sym4, {256, 48, 48, 10}, rng), 4);
+  CHECK(uses_plane_kernels(fc));
+  const TargetFit f = check_target(fc, kCh32v003);
+  CHECK(f.plane_kernels);
+  CHECK_THAT(f.describe(), Catch::Contains("bit-plane dense kernels"));
+  // fc1 256x48 (6 words per column: + 3 words of padding), fc2 48x48, fcl 48x10 (2 words per column)
+  const size_t plane_bytes = 4 * (plane_column_words(256, 48) + plane_column_words(48, 48) + plane_column_words(48, 10));
+  size_t packed_bytes = 0;
+  for (const auto& l : fc.layers) packed_bytes += 4 * l.words32.size();
+  CHECK(f.weight_bytes == fc.weight_bytes - packed_bytes + plane_bytes);
+  CHECK(f.scratch_bytes == fc.scratch_bytes + 4 * (plane_scratch_words(48) + plane_scratch_words(10)));
+  CHECK(uses_plane_kernels(pack_model(random_fc(SchemeId::Int4, {256, 48, 48, 10}, rng), 4)));
+  // not for schemes without plane traits, small layers, or a model that would no longer fit
+  CHECK_FALSE(uses_plane_kernels(pack_model(random_fc(SchemeId::FP130, {256, 48, 48, 10}, rng), 4)));
+  CHECK_FALSE(check_target(pack_model(random_fc(SchemeId::FP130, {256, 48, 48, 10}, rng), 4), kCh32v003).plane_kernels);
+  CHECK_FALSE(uses_plane_kernels(pack_model(random_fc(SchemeId::Sym4, {30, 32, 16, 2}, rng), 4, 30)));
+  // fits on the table kernel (16,188 of 16,384 bytes), not with the plane layout and code
+  const PackedModel tight = pack_model(random_fc(SchemeId::Sym4, {256, 64, 64, 72, 10}, rng), 4);
+  CHECK_FALSE(uses_plane_kernels(tight));
+  const TargetFit t = check_target(tight, kCh32v003);
+  CHECK((t.fits && !t.plane_kernels && t.flash_needed <= kCh32v003.flash_bytes));
 }
 
 TEST_CASE("target fit check reports flash and RAM numbers", "[export][errors]") {

@@ -21,9 +21,10 @@
 #include "arith.hpp"
 #include "dense.hpp"  // skip_offset
 
-// Typed models (model.hpp) run the dense layers of schemes with plane traits on this kernel on
-// RISC-V, where it takes fewer instructions than the table kernel (docs/engine.md); elsewhere
-// the table kernel is faster. BITNETMCU_DENSE_PLANES=1 selects it anywhere (host tests).
+// Typed dense layers tagged DenseKernel::Planes (model.hpp; the exporter tags them) run this
+// kernel where BITNETMCU_DENSE_PLANES is 1: on RISC-V, where it takes fewer instructions than the
+// table kernel (docs/engine.md). Elsewhere the table kernel is faster; =1 selects it anywhere
+// (host tests).
 #ifndef BITNETMCU_DENSE_PLANES
 #if defined(__riscv)
 #define BITNETMCU_DENSE_PLANES 1
@@ -56,11 +57,10 @@ constexpr uint32_t kPlaneChunk = 4369;  // 15 * 4369 = 65535: a 16-bit lane of T
 constexpr uint32_t kLo4 = 0x0F0F0F0Fu, kLo8 = 0x00FF00FFu;
 
 // T: 16-bit lanes, word q = outputs 2q | 2q + 1 (low | high half; plane_columns puts the codes
-// in the nibbles that make this so). s[j] is the raw sum of a run's words j (its lanes carry into each other), h[j]
-// the sum of their high nibbles; the low nibbles' byte lanes are s - (h << 4), exact mod 2^32.
-// A function of its own: inlined beside the sums, GCC spilled k, the mask and t (40 instructions
-// per word instead of 26).
-__attribute__((noinline)) inline void add_plane_words(const uint32_t* s, const uint32_t* h, uint32_t k, uint32_t* t) {
+// in the nibbles that make this so). s[j] is the raw sum of a run's words j (its lanes carry into
+// each other), h[j] the sum of their high nibbles; the low nibbles' byte lanes are s - (h << 4),
+// exact mod 2^32. Adds the four words' lanes, shifted by k, into T.
+inline void add_plane_words(const uint32_t* s, const uint32_t* h, uint32_t k, uint32_t* t) {
   for (uint32_t j = 0; j < 4; ++j, t += 4) {
     const uint32_t lo = s[j] - (h[j] << 4), hi = h[j];
     t[0] += (lo & kLo8) << k;
@@ -95,13 +95,15 @@ inline void add_plane_run_ref(const uint32_t* const* e, uint32_t k, uint32_t* t,
 
 #if defined(__riscv) && __riscv_xlen == 32 && !defined(BITNETMCU_PORTABLE_KERNELS)
 // The same for words <= 8, written out for RV32E (12 free registers; GCC spilled k, the mask
-// and t around the sums): per column and word lw, add, srli, and, add (sums s in t0 t1 t2 ra,
-// high-nibble sums h in s1 a3 a4 a5, the mask in s0, e a0, column a1, word a2: all 2-byte RV32C
-// instructions), four words per
-// pass (a second pass from word 4 when words > 4; a pass of two when words <= 2), then the T
-// update of add_plane_words with k in a1, t in a0, 0x00FF00FF in ra. A pass of four may read
-// up to three words past a column: plane_columns arrays end with padding for that, and the
-// lanes it adds belong to outputs that do not exist.
+// and t around the sums). Per column and word lw, add, srli, and, add: sums s in t0 t1 t2 ra,
+// high-nibble sums h in s1 a3 a4 a5, the mask in s0, e a0, column a1, word a2 (the loop is all
+// 2-byte RV32C instructions); four words per pass (a second pass from word 4 when words > 4, a
+// pass of two when words <= 2); the complement for a negative run (arguments: e, k, t, words,
+// negative); then the T update of add_plane_words, one word per call of the local routine 9
+// (link a5; sums in t0 s1, k in a1, t in a0, 0x00FF00FF in ra): the code once, for 4
+// instructions more per word. A pass of four may read up to three words past a column:
+// plane_columns arrays end with padding for that, and the lanes it adds belong to outputs
+// that do not exist.
 __attribute__((naked, noinline)) inline void add_plane_run_rv32(const uint32_t* const*, uint32_t, uint32_t*, uint32_t,
                                                                  uint32_t) {
   __asm__(
