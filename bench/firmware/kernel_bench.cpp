@@ -31,12 +31,12 @@ uint32_t g_words[256 * 64 / 4];
 int8_t g_x[256];
 int32_t g_acc[64];
 
+// Random codes packed into g_words (pack_columns) and random inputs in g_x; returns the nonzero inputs.
 template <class S>
-void bench(uint32_t n_in, uint32_t n_out, bool half_zero) {
+uint32_t random_layer(uint32_t n_in, uint32_t n_out, bool half_zero) {
   const uint32_t num_codes = S::id == bn::SchemeId::Ternary ? 3u : (1u << S::code_bits);
   for (uint32_t i = 0; i < n_in * n_out; ++i) g_codes[i] = static_cast<uint8_t>(next() % num_codes);
-  auto* w = reinterpret_cast<typename S::word_t*>(g_words);
-  bn::pack_columns<S>(g_codes, n_out, n_in, g_column, w);
+  bn::pack_columns<S>(g_codes, n_out, n_in, g_column, reinterpret_cast<typename S::word_t*>(g_words));
   uint32_t nonzero = 0;
   for (uint32_t i = 0; i < n_in; ++i) {
     int8_t v = static_cast<int8_t>(next() >> 24);
@@ -44,6 +44,13 @@ void bench(uint32_t n_in, uint32_t n_out, bool half_zero) {
     g_x[i] = v;
     nonzero += v != 0;
   }
+  return nonzero;
+}
+
+template <class S>
+void bench(uint32_t n_in, uint32_t n_out, bool half_zero) {
+  const uint32_t nonzero = random_layer<S>(n_in, n_out, half_zero);
+  auto* w = reinterpret_cast<typename S::word_t*>(g_words);
   const uint32_t start = instret();
   bn::dense<S>(w, n_in, n_out, g_x, 0, g_acc);
   const uint32_t used = instret() - start;
@@ -64,17 +71,8 @@ uint32_t g_planes[bn::plane_column_words(256, 64)], g_lanes[bn::plane_scratch_wo
 
 template <class S>
 void bench_planes(uint32_t n_in, uint32_t n_out, bool half_zero) {
-  for (uint32_t i = 0; i < n_in * n_out; ++i) g_codes[i] = static_cast<uint8_t>(next() % 16u);
-  auto* w = reinterpret_cast<typename S::word_t*>(g_words);
-  bn::pack_columns<S>(g_codes, n_out, n_in, g_column, w);
-  bn::plane_columns<S>(w, n_out, n_in, g_planes);
-  uint32_t nonzero = 0;
-  for (uint32_t i = 0; i < n_in; ++i) {
-    int8_t v = static_cast<int8_t>(next() >> 24);
-    if (v == 0 || (half_zero && (i & 1))) v = half_zero && (i & 1) ? 0 : 1;
-    g_x[i] = v;
-    nonzero += v != 0;
-  }
+  const uint32_t nonzero = random_layer<S>(n_in, n_out, half_zero);
+  bn::plane_columns<S>(g_words, n_out, n_in, g_planes);
   const bn::PlaneLayer layer{g_planes, n_in, n_out, g_lanes};
   const uint32_t start = instret();
   bn::dense_planes<S::plane_scale, S::plane_bias, false>(layer, g_x, 0, g_acc);

@@ -28,38 +28,46 @@ std::vector<int8_t> random_input(std::mt19937& rng, size_t n, double zero_share,
   return x;
 }
 
+// A random dense layer of trial `trial` for the kernel-vs-reference tests: codes (only the
+// extreme ones every 7th trial, to hit the accumulator bounds) packed as rows (dense_ref) and as
+// columns (the fast kernels), and inputs, about (trial % 5) / 5 of them equal to one common value
+// (all -128 or 127 every 11th trial).
+template <class S>
+struct RandomDense {
+  uint32_t n_in, n_out;
+  std::vector<uint8_t> codes;
+  std::vector<typename S::word_t> rows, cols;
+  std::vector<int8_t> x;
+  RandomDense(std::mt19937& rng, int trial, uint32_t max_in, uint32_t max_out)
+      : n_in(1 + rng() % max_in), n_out(1 + rng() % max_out), codes(size_t(n_in) * n_out) {
+    for (auto& c : codes) c = random_code<S>(rng);
+    if (trial % 7 == 0)
+      for (auto& c : codes) c = S::encode(trial % 2 ? 1e6f : -1e6f);
+    rows.resize(size_t(n_out) * row_words<S>(n_in));
+    for (uint32_t o = 0; o < n_out; ++o)
+      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
+    cols.resize(dense_weight_words<S>(n_in, n_out));
+    std::vector<uint8_t> gather(n_out);
+    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
+    const int8_t common = trial % 3 == 0 ? 0 : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
+    x = random_input(rng, n_in, (trial % 5) / 5.0, common);
+    if (trial % 11 == 0) std::fill(x.begin(), x.end(), trial % 2 ? int8_t(-128) : int8_t(127));
+  }
+};
+
 }  // namespace
 
 TEMPLATE_TEST_CASE("dense (column layout) equals dense_ref (row layout)", "", Binary, Ternary, Sym2, Sym4, Int4, Int8,
                    FP130, NF4) {
   using S = TestType;
-  using word_t = typename S::word_t;
   std::mt19937 rng(42 + static_cast<unsigned>(S::id));
   for (int trial = 0; trial < 1500; ++trial) {
-    const uint32_t n_in = 1 + rng() % (trial < 1000 ? 40 : 300);
-    const uint32_t n_out = 1 + rng() % (trial < 1000 ? 40 : 180);
-    std::vector<uint8_t> codes(size_t(n_in) * n_out);
-    for (auto& c : codes) c = random_code<S>(rng);
-    // Extreme codes only, sometimes, to hit the accumulator bounds.
-    if (trial % 7 == 0)
-      for (auto& c : codes) c = S::encode(trial % 2 ? 1e6f : -1e6f);
-
-    std::vector<word_t> rows(size_t(n_out) * row_words<S>(n_in));
-    for (uint32_t o = 0; o < n_out; ++o)
-      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
-    std::vector<word_t> cols(dense_weight_words<S>(n_in, n_out));
-    std::vector<uint8_t> gather(n_out);
-    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
-
-    const int8_t common = trial % 3 == 0 ? 0 : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-    auto x = random_input(rng, n_in, (trial % 5) / 5.0, common);
-    if (trial % 11 == 0) std::fill(x.begin(), x.end(), trial % 2 ? int8_t(-128) : int8_t(127));
-    const int32_t offset = trial % 2 ? x[0] : 0;
-
-    std::vector<int32_t> want(n_out), got(n_out, 0x5A5A5A5A);
-    dense_ref<S>(rows.data(), n_in, n_out, x.data(), offset, want.data());
-    dense<S>(cols.data(), n_in, n_out, x.data(), offset, got.data());
-    INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial);
+    const RandomDense<S> l(rng, trial, trial < 1000 ? 40 : 300, trial < 1000 ? 40 : 180);
+    const int32_t offset = trial % 2 ? l.x[0] : 0;
+    std::vector<int32_t> want(l.n_out), got(l.n_out, 0x5A5A5A5A);
+    dense_ref<S>(l.rows.data(), l.n_in, l.n_out, l.x.data(), offset, want.data());
+    dense<S>(l.cols.data(), l.n_in, l.n_out, l.x.data(), offset, got.data());
+    INFO("n_in " << l.n_in << " n_out " << l.n_out << " trial " << trial);
     REQUIRE(got == want);
   }
 }
@@ -74,32 +82,16 @@ TEMPLATE_TEST_CASE("dense_planes (plane layout) equals dense_ref", "", Sym4, Int
   STATIC_REQUIRE_FALSE(has_plane_traits<FP130>);
   std::mt19937 rng(7 + static_cast<unsigned>(S::id));
   for (int trial = 0; trial < 1500; ++trial) {
-    const uint32_t n_in = 1 + rng() % (trial < 1000 ? 70 : 300);
-    const uint32_t n_out = 1 + rng() % (trial < 1000 ? 64 : 130);
-    std::vector<uint8_t> codes(size_t(n_in) * n_out);
-    for (auto& c : codes) c = random_code<S>(rng);
-    if (trial % 7 == 0)
-      for (auto& c : codes) c = S::encode(trial % 2 ? 1e6f : -1e6f);
-    std::vector<uint32_t> rows(size_t(n_out) * row_words<S>(n_in));
-    for (uint32_t o = 0; o < n_out; ++o)
-      pack_row<S>(codes.data() + size_t(o) * n_in, n_in, rows.data() + size_t(o) * row_words<S>(n_in));
-    std::vector<uint32_t> cols(dense_weight_words<S>(n_in, n_out));
-    std::vector<uint8_t> gather(n_out);
-    pack_columns<S>(codes.data(), n_out, n_in, gather.data(), cols.data());
-    std::vector<uint32_t> planes(plane_column_words(n_in, n_out));
-    plane_columns<S>(cols.data(), n_out, n_in, planes.data());
-
-    const int8_t common = trial % 3 == 0 ? 0 : static_cast<int8_t>(static_cast<int>(rng() % 256) - 128);
-    auto x = random_input(rng, n_in, (trial % 5) / 5.0, common);
-    if (trial % 11 == 0) std::fill(x.begin(), x.end(), trial % 2 ? int8_t(-128) : int8_t(127));
-    const int32_t offset = trial % 4 == 0 ? 0 : (trial % 4 == 1 ? x[0] : (trial % 4 == 2 ? -128 : 127));
-
-    std::vector<int32_t> want(n_out), got(n_out, 0x5A5A5A5A);
-    std::vector<uint32_t> t(plane_scratch_words(n_out), 0);
-    dense_ref<S>(rows.data(), n_in, n_out, x.data(), offset, want.data());
-    const PlaneLayer layer{planes.data(), n_in, n_out, t.data()};
-    dense_planes<S::plane_scale, S::plane_bias, true>(layer, x.data(), offset, got.data());
-    INFO("n_in " << n_in << " n_out " << n_out << " trial " << trial << " offset " << offset);
+    const RandomDense<S> l(rng, trial, trial < 1000 ? 70 : 300, trial < 1000 ? 64 : 130);
+    std::vector<uint32_t> planes(plane_column_words(l.n_in, l.n_out));
+    plane_columns<S>(l.cols.data(), l.n_out, l.n_in, planes.data());
+    const int32_t offset = trial % 4 == 0 ? 0 : (trial % 4 == 1 ? l.x[0] : (trial % 4 == 2 ? -128 : 127));
+    std::vector<int32_t> want(l.n_out), got(l.n_out, 0x5A5A5A5A);
+    std::vector<uint32_t> t(plane_scratch_words(l.n_out), 0);
+    dense_ref<S>(l.rows.data(), l.n_in, l.n_out, l.x.data(), offset, want.data());
+    const PlaneLayer layer{planes.data(), l.n_in, l.n_out, t.data()};
+    dense_planes<S::plane_scale, S::plane_bias, true>(layer, l.x.data(), offset, got.data());
+    INFO("n_in " << l.n_in << " n_out " << l.n_out << " trial " << trial << " offset " << offset);
     REQUIRE(got == want);
     REQUIRE(std::all_of(t.begin(), t.end(), [](uint32_t v) { return v == 0; }));
   }

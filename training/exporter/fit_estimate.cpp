@@ -3,6 +3,7 @@
 #include "fit_estimate.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <sstream>
 #include <vector>
 
@@ -36,9 +37,19 @@ constexpr KernelBytes kDenseKernelBytes[] = {
     {SchemeId::Sym4, 1090, 0},   {SchemeId::Int4, 1075, 0},     {SchemeId::Int8, 63, 248},
     {SchemeId::FP130, 1071, 0},  {SchemeId::NF4, 1158, 0},
 };
-KernelBytes dense_kernel_bytes(SchemeId id) {
-  for (const KernelBytes& k : kDenseKernelBytes)
-    if (k.scheme == id) return k;
+// The bit-plane kernel (bitnetmcu/kernels/dense_planes.hpp) by scheme, as linked beside the base
+// in place of the table kernel (fc_4bitsym and fc_4bit: linked flash - plane weights - embedded
+// sample - base), and the stack it needs beyond the table kernel's (its run lists: 8 x 16 column
+// addresses; measured bound 768 against 352).
+constexpr KernelBytes kPlaneKernelBytes[] = {{SchemeId::Sym4, 1146, 0}, {SchemeId::Int4, 1146, 0}};
+constexpr size_t kPlaneStackExtra = 416;
+
+// A layer's kernel code: the table kernel's or (planes) the bit-plane kernel's.
+KernelBytes dense_kernel_bytes(SchemeId id, bool planes) {
+  const KernelBytes* table = planes ? kPlaneKernelBytes : kDenseKernelBytes;
+  const size_t n = planes ? std::size(kPlaneKernelBytes) : std::size(kDenseKernelBytes);
+  for (size_t i = 0; i < n; ++i)
+    if (table[i].scheme == id) return table[i];
   return {id, 1440, 248};
 }
 // The CNN channel block by conv scheme: FP130 convolutions are unrolled shift-and-add tap rows;
@@ -51,13 +62,6 @@ size_t cnn_block_bytes(SchemeId id, bool has_multiplier) {
 // RAM besides the scratch buffers: call stack (measured bounds 352..448) plus globals.
 constexpr size_t kStackEstimate = 480;
 constexpr size_t kFirmwareGlobals = 64;
-
-// The bit-plane kernel (bitnetmcu/kernels/dense_planes.hpp) by scheme, as linked beside the base
-// in place of the table kernel (fc_4bitsym and fc_4bit: linked flash - plane weights - embedded
-// sample - base), and the stack it needs beyond the table kernel's (its run lists: 8 x 16 column
-// addresses; measured bound 768 against 352).
-constexpr KernelBytes kPlaneKernelBytes[] = {{SchemeId::Sym4, 1146, 0}, {SchemeId::Int4, 1146, 0}};
-constexpr size_t kPlaneStackExtra = 416;
 
 // The estimate with the table kernels everywhere, or the plane kernel for the layers with plane traits.
 TargetFit estimate(const PackedModel& model, const Target& target, uint32_t embedded_samples, bool planes) {
@@ -83,12 +87,7 @@ TargetFit estimate(const PackedModel& model, const Target& target, uint32_t embe
     }
     if (std::find(kernels.begin(), kernels.end(), l.scheme) != kernels.end()) continue;
     kernels.push_back(l.scheme);
-    KernelBytes k = dense_kernel_bytes(l.scheme);
-    if (plane_layer) {
-      k = {l.scheme, 1440, 0};  // a scheme not calibrated yet: the largest figure
-      for (const KernelBytes& p : kPlaneKernelBytes)
-        if (p.scheme == l.scheme) k = p;
-    }
+    const KernelBytes k = dense_kernel_bytes(l.scheme, plane_layer);
     f.code_bytes_estimate += k.code + (target.has_multiplier ? 0 : k.no_multiplier);
   }
   f.flash_needed = f.weight_bytes + f.code_bytes_estimate;

@@ -95,205 +95,65 @@ inline void add_plane_run_ref(const uint32_t* const* e, uint32_t k, uint32_t* t,
 
 #if defined(__riscv) && __riscv_xlen == 32 && !defined(BITNETMCU_PORTABLE_KERNELS)
 // The same for words <= 8, written out for RV32E (12 free registers; GCC spilled k, the mask
-// and t around the sums). Per column and word lw, add, srli, and, add: sums s in t0 t1 t2 ra,
+// and t around the sums). Per member and word lw, add, srli, and, add: sums s in t0 t1 t2 ra,
 // high-nibble sums h in s1 a3 a4 a5, the mask in s0, e a0, column a1, word a2 (the loop is all
-// 2-byte RV32C instructions); four words per pass (a second pass from word 4 when words > 4, a
-// pass of two when words <= 2); the complement for a negative run (arguments: e, k, t, words,
-// negative); then the T update of add_plane_words, one word per call of the local routine 9
-// (link a5; sums in t0 s1, k in a1, t in a0, 0x00FF00FF in ra): the code once, for 4
-// instructions more per word. A pass of four may read up to three words past a column:
-// plane_columns arrays end with padding for that, and the lanes it adds belong to outputs
-// that do not exist.
+// 2-byte RV32C instructions). Arguments: e, k, t, words, negative. The T update is a local
+// routine (9, link a5) called once per word: the code once, for 4 instructions more per word.
+// A pass of four may read up to three words past a column: plane_columns arrays end with
+// padding for that, and the lanes it adds belong to outputs that do not exist.
+// One column word of a run member (column address in a1) into the sums s and h.
+#define BITNETMCU_PLANE_WORD(off, s, h) \
+  "lw a2, " #off "(a1)\n add " s ", " s ", a2\n srli a2, a2, 4\n and a2, a2, s0\n add " h ", " h ", a2\n"
+// A loop over the run (e in a0, 0-terminated) adding `words` of every member; then to 5.
+#define BITNETMCU_PLANE_LOOP(label, words) \
+  label ":\n lw a1, 0(a0)\n beqz a1, 5f\n" words " addi a0, a0, 4\n j " label "b\n"
+#define BITNETMCU_PLANE_ZERO8 \
+  "li t0, 0\n li t1, 0\n li t2, 0\n li ra, 0\n li s1, 0\n li a3, 0\n li a4, 0\n li a5, 0\n li s0, 0x0F0F0F0F\n"
+// T word (sum t0, high nibbles s1) at a0 += its lanes shifted by a1 (mask 0x00FF00FF in ra;
+// temporaries a2, s0): lo = s - (h << 4), then the four lane words.
+#define BITNETMCU_PLANE_LANE(value, off) "lw s0, " #off "(a0)\n add s0, s0, " value "\n sw s0, " #off "(a0)\n"
 __attribute__((naked, noinline)) inline void add_plane_run_rv32(const uint32_t* const*, uint32_t, uint32_t*, uint32_t,
                                                                  uint32_t) {
   __asm__(
-      "addi sp, sp, -40\n"
-      "sw s0, 0(sp)\n"
-      "sw s1, 4(sp)\n"
-      "sw ra, 8(sp)\n"
-      "sw a0, 12(sp)\n"
-      "sw a1, 16(sp)\n"
-      "sw a2, 20(sp)\n"
-      "sw a3, 24(sp)\n"
-      "sw a4, 36(sp)\n"
-      "li a1, 2\n"
-      "bltu a1, a3, 2f\n"
-      "li t0, 0\n"
-      "li t1, 0\n"
-      "li s1, 0\n"
-      "li a3, 0\n"
-      "li s0, 0x0F0F0F0F\n"
-      "1:\n"
-      "lw a1, 0(a0)\n"
-      "beqz a1, 5f\n"
-      "lw a2, 0(a1)\n"
-      "add t0, t0, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add s1, s1, a2\n"
-      "lw a2, 4(a1)\n"
-      "add t1, t1, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a3, a3, a2\n"
-      "addi a0, a0, 4\n"
-      "j 1b\n"
-      "2:\n"
-      "li t0, 0\n"
-      "li t1, 0\n"
-      "li t2, 0\n"
-      "li ra, 0\n"
-      "li s1, 0\n"
-      "li a3, 0\n"
-      "li a4, 0\n"
-      "li a5, 0\n"
-      "li s0, 0x0F0F0F0F\n"
-      "3:\n"
-      "lw a1, 0(a0)\n"
-      "beqz a1, 5f\n"
-      "lw a2, 0(a1)\n"
-      "add t0, t0, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add s1, s1, a2\n"
-      "lw a2, 4(a1)\n"
-      "add t1, t1, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a3, a3, a2\n"
-      "lw a2, 8(a1)\n"
-      "add t2, t2, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a4, a4, a2\n"
-      "lw a2, 12(a1)\n"
-      "add ra, ra, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a5, a5, a2\n"
-      "addi a0, a0, 4\n"
-      "j 3b\n"
-      "4:\n"
-      "li t0, 0\n"
-      "li t1, 0\n"
-      "li t2, 0\n"
-      "li ra, 0\n"
-      "li s1, 0\n"
-      "li a3, 0\n"
-      "li a4, 0\n"
-      "li a5, 0\n"
-      "li s0, 0x0F0F0F0F\n"
-      "lw a0, 12(sp)\n"
-      "6:\n"
-      "lw a1, 0(a0)\n"
-      "beqz a1, 5f\n"
-      "lw a2, 16(a1)\n"
-      "add t0, t0, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add s1, s1, a2\n"
-      "lw a2, 20(a1)\n"
-      "add t1, t1, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a3, a3, a2\n"
-      "lw a2, 24(a1)\n"
-      "add t2, t2, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a4, a4, a2\n"
-      "lw a2, 28(a1)\n"
-      "add ra, ra, a2\n"
-      "srli a2, a2, 4\n"
-      "and a2, a2, s0\n"
-      "add a5, a5, a2\n"
-      "addi a0, a0, 4\n"
-      "j 6b\n"
-      "5:\n"
-      "lw a1, 36(sp)\n"
-      "beqz a1, 8f\n"
-      "lw a1, 12(sp)\n"
-      "sub a1, a0, a1\n"
-      "srli a1, a1, 2\n"
-      "slli a2, a1, 8\n"
-      "or a2, a2, a1\n"
-      "slli s0, a2, 16\n"
-      "or a2, a2, s0\n"
-      "slli s0, a2, 4\n"
-      "sub a2, s0, a2\n"
-      "neg t0, t0\n"
-      "sub t0, t0, a1\n"
-      "sub s1, a2, s1\n"
-      "neg t1, t1\n"
-      "sub t1, t1, a1\n"
-      "sub a3, a2, a3\n"
-      "neg t2, t2\n"
-      "sub t2, t2, a1\n"
-      "sub a4, a2, a4\n"
-      "neg ra, ra\n"
-      "sub ra, ra, a1\n"
-      "sub a5, a2, a5\n"
-      "8:\n"
-      "sw ra, 28(sp)\n"
-      "sw a5, 32(sp)\n"
-      "lw a0, 20(sp)\n"
-      "lw a1, 16(sp)\n"
-      "li ra, 0x00FF00FF\n"
-      "jal a5, 9f\n"
-      "mv t0, t1\n"
-      "mv s1, a3\n"
-      "jal a5, 9f\n"
-      "lw a2, 24(sp)\n"
-      "li s0, 2\n"
-      "bgeu s0, a2, 7f\n"
-      "mv t0, t2\n"
-      "mv s1, a4\n"
-      "jal a5, 9f\n"
-      "lw t0, 28(sp)\n"
-      "lw s1, 32(sp)\n"
-      "jal a5, 9f\n"
-      "lw a2, 24(sp)\n"
-      "li s0, 4\n"
-      "bgeu s0, a2, 7f\n"
-      "li a2, 3\n"
-      "sw a2, 24(sp)\n"
-      "sw a0, 20(sp)\n"
-      "j 4b\n"
-      "9:\n"
-      "slli a2, s1, 4\n"
-      "sub t0, t0, a2\n"
-      "and a2, t0, ra\n"
-      "sll a2, a2, a1\n"
-      "lw s0, 0(a0)\n"
-      "add s0, s0, a2\n"
-      "sw s0, 0(a0)\n"
-      "srli t0, t0, 8\n"
-      "and t0, t0, ra\n"
-      "sll t0, t0, a1\n"
-      "lw s0, 4(a0)\n"
-      "add s0, s0, t0\n"
-      "sw s0, 4(a0)\n"
-      "and a2, s1, ra\n"
-      "sll a2, a2, a1\n"
-      "lw s0, 8(a0)\n"
-      "add s0, s0, a2\n"
-      "sw s0, 8(a0)\n"
-      "srli s1, s1, 8\n"
-      "and s1, s1, ra\n"
-      "sll s1, s1, a1\n"
-      "lw s0, 12(a0)\n"
-      "add s0, s0, s1\n"
-      "sw s0, 12(a0)\n"
-      "addi a0, a0, 16\n"
-      "jr a5\n"
-      "7:\n"
-      "lw s0, 0(sp)\n"
-      "lw s1, 4(sp)\n"
-      "lw ra, 8(sp)\n"
-      "addi sp, sp, 40\n"
-      "ret\n"
-);
+      // frame: s0 s1 ra, then e 12, k 16, t 20, words 24, the spilled sums 28 (s) 32 (h), negative 36
+      "addi sp, sp, -40\n sw s0, 0(sp)\n sw s1, 4(sp)\n sw ra, 8(sp)\n"
+      "sw a0, 12(sp)\n sw a1, 16(sp)\n sw a2, 20(sp)\n sw a3, 24(sp)\n sw a4, 36(sp)\n"
+      "li a1, 2\n bltu a1, a3, 2f\n"
+      // words <= 2: one pass of two
+      "li t0, 0\n li t1, 0\n li s1, 0\n li a3, 0\n li s0, 0x0F0F0F0F\n"
+      BITNETMCU_PLANE_LOOP("1", BITNETMCU_PLANE_WORD(0, "t0", "s1") BITNETMCU_PLANE_WORD(4, "t1", "a3"))
+      // words 0..3
+      "2:\n" BITNETMCU_PLANE_ZERO8
+      BITNETMCU_PLANE_LOOP("3", BITNETMCU_PLANE_WORD(0, "t0", "s1") BITNETMCU_PLANE_WORD(4, "t1", "a3")
+                                    BITNETMCU_PLANE_WORD(8, "t2", "a4") BITNETMCU_PLANE_WORD(12, "ra", "a5"))
+      // words 4..7 (e again from the frame)
+      "4:\n" BITNETMCU_PLANE_ZERO8 "lw a0, 12(sp)\n"
+      BITNETMCU_PLANE_LOOP("6", BITNETMCU_PLANE_WORD(16, "t0", "s1") BITNETMCU_PLANE_WORD(20, "t1", "a3")
+                                    BITNETMCU_PLANE_WORD(24, "t2", "a4") BITNETMCU_PLANE_WORD(28, "ra", "a5"))
+      // a negative run: s = -s - n, h = n * 0x0F0F0F0F - h (n = the run's length, a1; a2 = n * 0x0F0F0F0F)
+      "5:\n lw a1, 36(sp)\n beqz a1, 8f\n lw a1, 12(sp)\n sub a1, a0, a1\n srli a1, a1, 2\n"
+      "slli a2, a1, 8\n or a2, a2, a1\n slli s0, a2, 16\n or a2, a2, s0\n slli s0, a2, 4\n sub a2, s0, a2\n"
+      "neg t0, t0\n sub t0, t0, a1\n sub s1, a2, s1\n neg t1, t1\n sub t1, t1, a1\n sub a3, a2, a3\n"
+      "neg t2, t2\n sub t2, t2, a1\n sub a4, a2, a4\n neg ra, ra\n sub ra, ra, a1\n sub a5, a2, a5\n"
+      // the T update: word 3's sums to the frame, then one call of 9 per word
+      "8:\n sw ra, 28(sp)\n sw a5, 32(sp)\n lw a0, 20(sp)\n lw a1, 16(sp)\n li ra, 0x00FF00FF\n"
+      "jal a5, 9f\n mv t0, t1\n mv s1, a3\n jal a5, 9f\n"
+      "lw a2, 24(sp)\n li s0, 2\n bgeu s0, a2, 7f\n"
+      "mv t0, t2\n mv s1, a4\n jal a5, 9f\n lw t0, 28(sp)\n lw s1, 32(sp)\n jal a5, 9f\n"
+      // more than 4 words: once more from word 4, with t + 64 and 3 as `words` (done after it)
+      "lw a2, 24(sp)\n li s0, 4\n bgeu s0, a2, 7f\n li a2, 3\n sw a2, 24(sp)\n sw a0, 20(sp)\n j 4b\n"
+      "9:\n slli a2, s1, 4\n sub t0, t0, a2\n"
+      "and a2, t0, ra\n sll a2, a2, a1\n" BITNETMCU_PLANE_LANE("a2", 0)
+      "srli t0, t0, 8\n and t0, t0, ra\n sll t0, t0, a1\n" BITNETMCU_PLANE_LANE("t0", 4)
+      "and a2, s1, ra\n sll a2, a2, a1\n" BITNETMCU_PLANE_LANE("a2", 8)
+      "srli s1, s1, 8\n and s1, s1, ra\n sll s1, s1, a1\n" BITNETMCU_PLANE_LANE("s1", 12)
+      "addi a0, a0, 16\n jr a5\n"
+      "7:\n lw s0, 0(sp)\n lw s1, 4(sp)\n lw ra, 8(sp)\n addi sp, sp, 40\n ret\n");
 }
+#undef BITNETMCU_PLANE_WORD
+#undef BITNETMCU_PLANE_LOOP
+#undef BITNETMCU_PLANE_ZERO8
+#undef BITNETMCU_PLANE_LANE
 #endif
 
 // The run kernel of the target (Wide: a layer has more than 64 outputs).
